@@ -1,0 +1,1 @@
+"""vosweep: query the whole Virtual Observatory at once."""

@@ -1,0 +1,185 @@
+"""The vosweep error tree.
+
+One root, split into "your fault" (raised before any I/O) and "their fault" (what a
+service did wrong; turned into a per-service outcome at the fan-out boundary):
+
+* `VosweepError`
+    * `UsageError` (also a `ValueError`): bad input from the caller.
+    * `FanoutAborted`: the ``abort`` error policy stopped a fan-out; carries the partial result.
+    * `ServiceError`: a service failed; carries the service, URL and HTTP status.
+        * `TransportError`: connection refused or reset, DNS failure, TLS trouble.
+        * `ServiceTimeout` (also a `TimeoutError`): connect, idle-read or attempt timeout.
+        * `HTTPStatusError`: a non-2xx answer.
+            * `RateLimited`: 429, or 503 with ``Retry-After``; carries ``retry_after``.
+        * `TooManyRedirects`: a redirect chain longer than allowed, or to another scheme.
+        * `ResponseTooLarge`: the (decompressed) body passed the size cap.
+        * `ResponseFormatError`: not a VOTable, truncated, HTML served with 200, ...
+        * `QueryRejected`: the service answered with QUERY_STATUS=ERROR (or an Error PARAM/INFO).
+        * `CircuitOpen`: not sent, because the host's circuit breaker is open.
+
+Only `vosweep.transport` translates aiohttp's exceptions into these (with ``__cause__`` kept).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from vosweep.services import Service
+
+__all__ = [
+    "CircuitOpen",
+    "FanoutAborted",
+    "HTTPStatusError",
+    "QueryRejected",
+    "RateLimited",
+    "ResponseFormatError",
+    "ResponseTooLarge",
+    "ServiceError",
+    "ServiceTimeout",
+    "TooManyRedirects",
+    "TransportError",
+    "UsageError",
+    "VosweepError",
+]
+
+#: HTTP status codes worth another attempt (besides 429 and 503, which may carry Retry-After).
+TRANSIENT_HTTP_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+
+
+class VosweepError(Exception):
+    """Root of every error vosweep raises on purpose."""
+
+
+class UsageError(VosweepError, ValueError):
+    """The caller asked for something invalid; raised before any request is sent."""
+
+
+class FanoutAborted(VosweepError):
+    """The ``abort`` error policy stopped the fan-out at the first failed service.
+
+    Attributes:
+        result: Everything received before the abort (a `vosweep.FanoutResult`).
+        cause: The service error that triggered the abort.
+    """
+
+    def __init__(self, message: str, *, result: Any, cause: ServiceError) -> None:
+        super().__init__(message)
+        self.result = result
+        self.cause = cause
+
+
+class ServiceError(VosweepError):
+    """A remote service failed to deliver a usable answer.
+
+    Attributes:
+        service: The service concerned, when known at the raise site.
+        url: The URL that was requested (after redirects, when known).
+        status: The HTTP status code, when there was one.
+    """
+
+    #: Whether another attempt may succeed (connection trouble, 5xx, 429, timeouts).
+    transient: ClassVar[bool] = False
+    #: Whether this failure says something about the health of the whole host.
+    host_failure: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        service: Service | None = None,
+        url: str | None = None,
+        status: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.service = service
+        self.url = url
+        self.status = status
+
+    def is_transient(self) -> bool:
+        """Return whether a retry may help."""
+        return self.transient
+
+
+class TransportError(ServiceError):
+    """The connection could not be made or broke down (refused, reset, DNS, TLS)."""
+
+    transient = True
+    host_failure = True
+
+
+class ServiceTimeout(ServiceError, TimeoutError):
+    """A per-attempt time limit ran out.
+
+    Attributes:
+        phase: ``"connect"``, ``"read"`` (no bytes for the idle-read time) or ``"total"``.
+    """
+
+    transient = True
+    host_failure = True
+
+    def __init__(self, message: str, *, phase: str = "total", **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.phase = phase
+
+
+class HTTPStatusError(ServiceError):
+    """The service answered with a non-success HTTP status."""
+
+    def is_transient(self) -> bool:
+        """5xx, 408, 425 and 429 may go away; other 4xx will not."""
+        return self.status in TRANSIENT_HTTP_STATUSES
+
+    @property
+    def is_host_failure(self) -> bool:
+        """Server-side errors (5xx) count against the host's circuit breaker."""
+        return self.status is not None and self.status >= 500
+
+
+class RateLimited(HTTPStatusError):
+    """429, or 503 with a ``Retry-After`` header: the server is alive and says when to return.
+
+    Attributes:
+        retry_after: Seconds the server asked us to wait, if it said.
+    """
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.retry_after = retry_after
+
+    def is_transient(self) -> bool:
+        """Always worth another attempt, after the requested pause."""
+        return True
+
+    @property
+    def is_host_failure(self) -> bool:
+        """The host answered and asked for patience: not a sign of a dead host."""
+        return False
+
+
+class TooManyRedirects(ServiceError):
+    """The redirect chain was too long, looped, or left HTTP(S)."""
+
+
+class ResponseTooLarge(ServiceError):
+    """The response body, after decompression, passed the configured size cap."""
+
+
+class ResponseFormatError(ServiceError):
+    """The body is not a usable VOTable: malformed, truncated, HTML, or another format."""
+
+
+class QueryRejected(ServiceError):
+    """The service understood the request and refused it (QUERY_STATUS=ERROR and kin)."""
+
+
+class CircuitOpen(ServiceError):
+    """The request was not sent because the host's circuit breaker is open."""
+
+
+def counts_against_host(exc: ServiceError) -> bool:
+    """Return whether *exc* is evidence that the service's host is unhealthy."""
+    if isinstance(exc, HTTPStatusError):
+        return exc.is_host_failure
+    return exc.host_failure

@@ -1,0 +1,1 @@
+"""Test kit (placeholder until the simulator lands)."""

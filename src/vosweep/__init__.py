@@ -1,1 +1,93 @@
-"""vosweep: query the whole Virtual Observatory at once."""
+"""vosweep: query the whole Virtual Observatory at once.
+
+The public API is exactly what ``__all__`` lists; `vosweep.testing` holds the simulated VO.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from vosweep.config import DEFAULT_BREAKER as DEFAULT_BREAKER
+from vosweep.config import DEFAULT_LIMITS as DEFAULT_LIMITS
+from vosweep.config import DEFAULT_RETRY as DEFAULT_RETRY
+from vosweep.config import DEFAULT_TIMEOUTS as DEFAULT_TIMEOUTS
+from vosweep.config import BreakerPolicy as BreakerPolicy
+from vosweep.config import EngineConfig as EngineConfig
+from vosweep.config import ErrorPolicy as ErrorPolicy
+from vosweep.config import Limits as Limits
+from vosweep.config import RetryPolicy as RetryPolicy
+from vosweep.config import Timeouts as Timeouts
+from vosweep.engine import Engine as Engine
+from vosweep.engine import EngineStatistics as EngineStatistics
+from vosweep.engine import SweepStream as SweepStream
+from vosweep.engine import fanout as fanout
+from vosweep.engine import fanout_sync as fanout_sync
+from vosweep.errors import CircuitOpen as CircuitOpen
+from vosweep.errors import FanoutAborted as FanoutAborted
+from vosweep.errors import HTTPStatusError as HTTPStatusError
+from vosweep.errors import QueryRejected as QueryRejected
+from vosweep.errors import RateLimited as RateLimited
+from vosweep.errors import ResponseFormatError as ResponseFormatError
+from vosweep.errors import ResponseTooLarge as ResponseTooLarge
+from vosweep.errors import ServiceError as ServiceError
+from vosweep.errors import ServiceTimeout as ServiceTimeout
+from vosweep.errors import SweepInterrupted as SweepInterrupted
+from vosweep.errors import TooManyRedirects as TooManyRedirects
+from vosweep.errors import TransportError as TransportError
+from vosweep.errors import UsageError as UsageError
+from vosweep.errors import VosweepError as VosweepError
+from vosweep.outcomes import Part as Part
+from vosweep.outcomes import ServiceOutcome as ServiceOutcome
+from vosweep.outcomes import Status as Status
+from vosweep.queries import Cone as Cone
+from vosweep.result import FanoutResult as FanoutResult
+from vosweep.services import Protocol as Protocol
+from vosweep.services import Service as Service
+
+__all__ = [
+    "DEFAULT_BREAKER",
+    "DEFAULT_LIMITS",
+    "DEFAULT_RETRY",
+    "DEFAULT_TIMEOUTS",
+    "BreakerPolicy",
+    "CircuitOpen",
+    "Cone",
+    "Engine",
+    "EngineConfig",
+    "EngineStatistics",
+    "ErrorPolicy",
+    "FanoutAborted",
+    "FanoutResult",
+    "HTTPStatusError",
+    "Limits",
+    "Part",
+    "Protocol",
+    "QueryRejected",
+    "RateLimited",
+    "ResponseFormatError",
+    "ResponseTooLarge",
+    "RetryPolicy",
+    "Service",
+    "ServiceError",
+    "ServiceOutcome",
+    "ServiceTimeout",
+    "Status",
+    "SweepInterrupted",
+    "SweepStream",
+    "Timeouts",
+    "TooManyRedirects",
+    "TransportError",
+    "UsageError",
+    "VosweepError",
+    "fanout",
+    "fanout_sync",
+]
+
+
+def __getattr__(name: str) -> Any:
+    # The version comes from the installed metadata, read only when asked for (as stamina).
+    if name == "__version__":
+        from importlib.metadata import version
+
+        return version("vosweep")
+    raise AttributeError(f"module 'vosweep' has no attribute {name!r}")

@@ -9,6 +9,7 @@ service did wrong; turned into a per-service outcome at the fan-out boundary):
     * `ServiceError`: a service failed; carries the service, URL and HTTP status.
         * `TransportError`: connection refused or reset, DNS failure, TLS trouble.
         * `ServiceTimeout` (also a `TimeoutError`): connect, idle-read or attempt timeout.
+          Not retried, so a hung service costs one timeout.
         * `HTTPStatusError`: a non-2xx answer.
             * `RateLimited`: 429, or 503 with ``Retry-After``; carries ``retry_after``.
         * `TooManyRedirects`: a redirect chain longer than allowed, or to another scheme.
@@ -16,6 +17,9 @@ service did wrong; turned into a per-service outcome at the fan-out boundary):
         * `ResponseFormatError`: not a VOTable, truncated, HTML served with 200, ...
         * `QueryRejected`: the service answered with QUERY_STATUS=ERROR (or an Error PARAM/INFO).
         * `CircuitOpen`: not sent, because the host's circuit breaker is open.
+
+`SweepInterrupted` is not a `VosweepError`: it is the `KeyboardInterrupt` of `fanout_sync`,
+carrying the partial result, so that Ctrl-C still stops a script.
 
 Only `vosweep.transport` translates aiohttp's exceptions into these (with ``__cause__`` kept).
 """
@@ -37,6 +41,7 @@ __all__ = [
     "ResponseTooLarge",
     "ServiceError",
     "ServiceTimeout",
+    "SweepInterrupted",
     "TooManyRedirects",
     "TransportError",
     "UsageError",
@@ -67,6 +72,19 @@ class FanoutAborted(VosweepError):
         super().__init__(message)
         self.result = result
         self.cause = cause
+
+
+class SweepInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped `vosweep.fanout_sync`.
+
+    Attributes:
+        result: Everything received before the interrupt (a `vosweep.FanoutResult`), or
+            ``None`` if the interrupt came before the fan-out started.
+    """
+
+    def __init__(self, result: Any) -> None:
+        super().__init__("fan-out interrupted; partial result in .result")
+        self.result = result
 
 
 class ServiceError(VosweepError):
@@ -116,7 +134,8 @@ class ServiceTimeout(ServiceError, TimeoutError):
         phase: ``"connect"``, ``"read"`` (no bytes for the idle-read time) or ``"total"``.
     """
 
-    transient = True
+    # Not retried: a hung or dripping service must cost at most its timeout, once.
+    transient = False
     host_failure = True
 
     def __init__(self, message: str, *, phase: str = "total", **kwargs: Any) -> None:

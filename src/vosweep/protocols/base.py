@@ -2,15 +2,29 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
+
+from vosweep.errors import HTTPStatusError, RateLimited
 
 if TYPE_CHECKING:
     from astropy.table import Table
 
-__all__ = ["Parsed", "QueryStatus", "Request", "Response"]
+__all__ = [
+    "Parsed",
+    "QueryStatus",
+    "Request",
+    "Response",
+    "check_http_status",
+    "parse_retry_after",
+    "with_params",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,3 +90,76 @@ class Parsed:
     def rows(self) -> int:
         """Total rows over all result tables."""
         return sum(len(t) for t in self.tables)
+
+
+def with_params(url: str, params: list[tuple[str, str]]) -> str:
+    """Append query parameters to *url*, keeping those already in it.
+
+    Registered access URLs often carry parameters of their own (``...?CAT=II/246&``) or end
+    in a bare ``?``; both must survive, and a parameter we set replaces one of the same name
+    (case-insensitively, as the IVOA parameter names are).
+    """
+    parts = urlsplit(url)
+    ours = {name.upper() for name, _ in params}
+    kept = [
+        (k, v)
+        for k, v in parse_qsl(parts.query, keep_blank_values=True)
+        if k.upper() not in ours
+    ]
+    query = urlencode(kept + params, quote_via=quote)
+    return urlunsplit((parts.scheme, parts.netloc, parts.path or "/", query, ""))
+
+
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds a ``Retry-After`` header asks for (delta-seconds or an HTTP date), or None."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        try:
+            seconds = float(value)  # not RFC 9110, but some servers send "1.5"
+        except ValueError:
+            return None
+        return seconds if seconds >= 0 else None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    now = now or datetime.now(UTC)
+    return max(0.0, (when - now).total_seconds())
+
+
+_STATUS_MESSAGE = re.compile(
+    rb"<(?:\w+:)?INFO\b[^>]*\bname\s*=\s*[\"']QUERY_STATUS[\"'][^>]*>(.*?)</(?:\w+:)?INFO>",
+    re.IGNORECASE | re.DOTALL,
+)
+
+
+def check_http_status(response: Response) -> None:
+    """Raise the right `HTTPStatusError` for a non-2xx answer.
+
+    DALI lets services answer errors with 4xx/5xx and a VOTable whose QUERY_STATUS INFO
+    holds the reason; that reason is far more useful than "Bad Request", so it is used.
+    """
+    status = response.status
+    if 200 <= status < 300:
+        return
+    reason = _error_text(response.body)
+    message = f"HTTP {status}" + (f": {reason}" if reason else "")
+    retry_after = parse_retry_after(response.headers.get("retry-after"))
+    if status == 429 or (status == 503 and retry_after is not None):
+        raise RateLimited(message, retry_after=retry_after, url=response.url, status=status)
+    raise HTTPStatusError(message, url=response.url, status=status)
+
+
+def _error_text(body: bytes, limit: int = 300) -> str:
+    head = body[:65536]
+    match = _STATUS_MESSAGE.search(head)
+    if match:
+        text = match[1]
+    else:
+        text = re.sub(rb"<[^>]*>", b" ", head[:4096])
+    cleaned = " ".join(text.decode("utf-8", "replace").split())
+    return cleaned[:limit]

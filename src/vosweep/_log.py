@@ -1,0 +1,55 @@
+"""vosweep's structured events. The library never configures logging.
+
+If the application configured structlog, events go through its processors. Otherwise they
+go to the standard library logger ``"vosweep"``, so that an unconfigured notebook is not
+flooded with one line per service, and ``logging`` levels decide what is shown.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import structlog
+
+__all__ = [
+    "BREAKER_OPENED",
+    "FANOUT_DONE",
+    "FANOUT_STARTED",
+    "FETCH_FAILED",
+    "FETCH_RETRY",
+    "SERVICE_DONE",
+    "get_logger",
+]
+
+#: The canonical line: one per service per fan-out, with its whole outcome.
+SERVICE_DONE = "vosweep.service.done"
+#: One attempt failed (the request may still succeed on retry).
+FETCH_FAILED = "vosweep.fetch.failed"
+#: A retry was scheduled, with the wait.
+FETCH_RETRY = "vosweep.fetch.retry"
+#: A host's circuit breaker opened: its remaining requests are skipped.
+BREAKER_OPENED = "vosweep.breaker.opened"
+#: A fan-out started / ended (with the per-status counts).
+FANOUT_STARTED = "vosweep.fanout.started"
+FANOUT_DONE = "vosweep.fanout.done"
+
+# The logging HOWTO's advice for libraries: without this, Python's last-resort handler
+# would print every warning-level event to stderr in an unconfigured notebook.
+logging.getLogger("vosweep").addHandler(logging.NullHandler())
+
+_stdlib_logger = structlog.wrap_logger(
+    logging.getLogger("vosweep"),
+    processors=[
+        structlog.stdlib.filter_by_level,
+        structlog.processors.KeyValueRenderer(key_order=["event"], sort_keys=False),
+    ],
+    wrapper_class=structlog.stdlib.BoundLogger,
+)
+
+
+def get_logger() -> Any:
+    """The logger to emit vosweep events on (decided per call: configuration may change)."""
+    if structlog.is_configured():
+        return structlog.get_logger("vosweep")
+    return _stdlib_logger

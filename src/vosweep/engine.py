@@ -1,0 +1,336 @@
+"""The engine: plan -> schedule -> fetch -> parse -> aggregate -> report, in one call."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from enum import Enum
+from types import TracebackType
+from typing import Any, Self
+
+import anyio
+from anyio.abc import ObjectReceiveStream
+
+from vosweep import _log
+from vosweep.config import EngineConfig, ErrorPolicy, make_config
+from vosweep.errors import FanoutAborted, ServiceError, SweepInterrupted, UsageError
+from vosweep.outcomes import Part
+from vosweep.result import Collector, FanoutResult
+from vosweep.scheduling.breaker import BreakerSnapshot
+from vosweep.scheduling.limits import HostLimitsStatistics
+from vosweep.scheduling.plan import Plan
+from vosweep.scheduling.runner import RunEnd, Runner
+from vosweep.services import coerce_service
+from vosweep.transport.base import Transport
+from vosweep.transport.http import AiohttpTransport
+
+__all__ = ["Engine", "EngineStatistics", "SweepStream", "fanout", "fanout_sync"]
+
+
+class _State(Enum):
+    # Like httpx's ClientState: an engine is opened once and closed once.
+    UNOPENED = 1
+    OPENED = 2
+    CLOSED = 3
+
+
+@dataclass(frozen=True, slots=True)
+class EngineStatistics:
+    """What the engine's limiter and breakers look like now.
+
+    Attributes:
+        limits: In-flight and peak counts, globally and per host.
+        breakers: Hosts whose circuit breaker opened at some point.
+    """
+
+    limits: HostLimitsStatistics
+    breakers: list[BreakerSnapshot]
+
+
+class SweepStream:
+    """Parts as services finish, from `Engine.stream`; iterate with ``async for``.
+
+    `result()` gives everything received so far at any moment (and the final result once
+    the iteration ended), including outcomes of parts not yet read from the stream.
+    """
+
+    def __init__(self, receive: ObjectReceiveStream[Part], collector: Collector, t0: float):
+        self._receive = receive
+        self._collector = collector
+        self._t0 = t0
+        self.end: RunEnd | None = None
+
+    def __aiter__(self) -> AsyncIterator[Part]:
+        return self._receive.__aiter__()
+
+    async def __anext__(self) -> Part:
+        return await self._receive.__anext__()
+
+    def result(self) -> FanoutResult:
+        """The merged table and outcomes so far."""
+        return self._collector.result(self.end, time.perf_counter() - self._t0)
+
+
+class Engine:
+    """Fans queries out to many VO services at once.
+
+    Use as an async context manager; it owns one HTTP session (one connection pool), the
+    per-host politeness limits and the per-host circuit breakers, all shared by every
+    fan-out run on it::
+
+        async with vosweep.Engine() as engine:
+            result = await engine.fanout(services, vosweep.Cone(ra=83.6, dec=22.0, radius=0.1))
+        print(result.summary())
+
+    Args:
+        config: The configuration; keyword arguments override its fields
+            (``Engine(errors="retry3", deadline=60)``).
+        transport: Send requests through this instead of aiohttp (tests, custom stacks).
+    """
+
+    def __init__(
+        self,
+        config: EngineConfig | None = None,
+        *,
+        transport: Transport | None = None,
+        **overrides: Any,
+    ) -> None:
+        self.config = make_config(config, **overrides)
+        self._transport = transport
+        self._owns_transport = transport is None
+        self._runner: Runner | None = None
+        self._state = _State.UNOPENED
+        #: The result of the most recent fan-out, also when it was cancelled or aborted:
+        #: the way to get partial results after a KeyboardInterrupt in a notebook.
+        self.last_result: FanoutResult | None = None
+
+    async def __aenter__(self) -> Self:
+        if self._state is not _State.UNOPENED:
+            raise UsageError("an Engine can be opened only once; create a new one")
+        if self._transport is None:
+            self._transport = AiohttpTransport(
+                self.config.limits, purpose=self.config.user_agent_purpose
+            )
+        self._runner = Runner(self._transport, self.config)
+        self._state = _State.OPENED
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._state = _State.CLOSED
+        if self._transport is not None and self._owns_transport:
+            with anyio.CancelScope(shield=True):
+                await self._transport.aclose()
+
+    def _opened_runner(self) -> Runner:
+        if self._state is not _State.OPENED or self._runner is None:
+            state = "closed" if self._state is _State.CLOSED else "not opened"
+            raise UsageError(f"the Engine is {state}: use it inside 'async with Engine() as e:'")
+        return self._runner
+
+    def statistics(self) -> EngineStatistics:
+        """A snapshot of the limiter and the circuit breakers."""
+        runner = self._opened_runner()
+        return EngineStatistics(
+            runner.limits.statistics(), runner.breakers.snapshot(anyio.current_time())
+        )
+
+    def _prepare(
+        self, targets: Iterable[object], query: object, errors: str | ErrorPolicy | None,
+        deadline: float | None,
+    ) -> tuple[Plan, ErrorPolicy, float | None]:
+        if isinstance(targets, (str, bytes)):
+            raise UsageError("targets must be a collection of services, not a single string")
+        if not isinstance(targets, Iterable):
+            raise UsageError(f"targets must be iterable, got {type(targets).__name__}")
+        if isinstance(targets, Sequence | set | frozenset | dict):
+            # Check every target now, before any I/O: bad input is the caller's to fix.
+            default = getattr(query, "default_protocol", None)
+            checked = []
+            for i, target in enumerate(targets):
+                try:
+                    checked.append(coerce_service(target, default))
+                except UsageError as exc:
+                    raise UsageError(f"target #{i}: {exc}") from None
+            targets = checked
+        policy = ErrorPolicy.parse(errors) if errors is not None else self.config.errors
+        if deadline is None:
+            deadline = self.config.deadline
+        elif deadline <= 0:
+            raise UsageError(f"deadline must be positive seconds, got {deadline}")
+        return Plan(targets, query), policy, deadline
+
+    async def fanout(
+        self,
+        targets: Iterable[object],
+        query: object,
+        *,
+        errors: str | ErrorPolicy | None = None,
+        deadline: float | None = None,
+        on_part: Callable[[Part], None] | None = None,
+    ) -> FanoutResult:
+        """Send *query* to every target; return the merged table and all outcomes.
+
+        Args:
+            targets: `Service` objects (or access URLs, for a query that implies a protocol).
+                Read lazily: a generator of 100,000 services is fine.
+            query: What to ask, e.g. a `Cone`.
+            errors: Error policy for this fan-out (``"ignore"``, ``"abort"``, ``"retry"``,
+                ``"retry<n>"``); defaults to the engine's.
+            deadline: Seconds for the whole fan-out; defaults to the engine's.
+            on_part: Called with each finished service (e.g. to drive a progress bar).
+
+        Raises:
+            UsageError: Bad targets, query or options (before anything is sent).
+            FanoutAborted: Under the ``abort`` policy, when a service failed; carries the
+                partial result.
+        """
+        runner = self._opened_runner()
+        plan, policy, deadline = self._prepare(targets, query, errors, deadline)
+        collector = Collector(on_part)
+        t0 = time.perf_counter()
+        end: RunEnd | None = None
+        _log.get_logger().debug(_log.FANOUT_STARTED, policy=str(policy), deadline=deadline)
+
+        async def deliver(part: Part) -> None:
+            del part  # recorded already; nobody streams here
+
+        try:
+            end = await runner.run(
+                plan, record=collector.record, deliver=deliver, policy=policy,
+                deadline=deadline, remaining=plan.rest,
+            )
+        finally:
+            result = collector.result(end, time.perf_counter() - t0)
+            self.last_result = result
+            _log.get_logger().info(
+                _log.FANOUT_DONE,
+                services=len(result.outcomes),
+                rows=result.rows,
+                elapsed=round(result.elapsed, 3),
+                complete=result.complete,
+                reason=result.reason,
+                **{status.value: n for status, n in result.counts().items()},
+            )
+        if end.aborted_by is not None:
+            cause = end.aborted_by.outcome
+            raise FanoutAborted(
+                end.reason or "aborted", result=result,
+                cause=ServiceError(cause.message or "failed", service=cause.service,
+                                   url=cause.url, status=cause.http_status),
+            )
+        return result
+
+    @asynccontextmanager
+    async def stream(
+        self,
+        targets: Iterable[object],
+        query: object,
+        *,
+        errors: str | ErrorPolicy | None = None,
+        deadline: float | None = None,
+        buffer: int = 64,
+    ) -> AsyncIterator[SweepStream]:
+        """Run a fan-out and hand out each service's `Part` as soon as it finishes::
+
+            async with engine.stream(services, cone) as parts:
+                async for part in parts:
+                    print(part.outcome.status, len(part.tables))
+
+        A context manager (like ``httpx.AsyncClient.stream``) because the sweep runs in a
+        task group that must end where it began: leaving the block early cancels what is
+        still running, and ``parts.result()`` still holds everything received.
+
+        Args:
+            targets: As for `fanout`.
+            query: As for `fanout`.
+            errors: As for `fanout`; under ``abort`` the stream just ends early.
+            deadline: As for `fanout`.
+            buffer: Parts held when the consumer is slower than the services; beyond that,
+                finished requests wait (backpressure) instead of piling up in memory.
+        """
+        runner = self._opened_runner()
+        plan, policy, deadline = self._prepare(targets, query, errors, deadline)
+        collector = Collector()
+        send, receive = anyio.create_memory_object_stream[Part](max(0, buffer))
+        parts = SweepStream(receive, collector, time.perf_counter())
+
+        async def deliver(part: Part) -> None:
+            try:
+                await send.send(part)
+            except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+                pass  # the consumer left; the part is recorded all the same
+
+        async def drive() -> None:
+            async with send:
+                parts.end = await runner.run(
+                    plan, record=collector.record, deliver=deliver, policy=policy,
+                    deadline=deadline, remaining=plan.rest,
+                )
+
+        try:
+            async with anyio.create_task_group() as tg, receive:
+                tg.start_soon(drive)
+                try:
+                    yield parts
+                finally:
+                    tg.cancel_scope.cancel()
+        finally:
+            self.last_result = parts.result()
+
+
+async def fanout(
+    targets: Iterable[object],
+    query: object,
+    *,
+    config: EngineConfig | None = None,
+    **kwargs: Any,
+) -> FanoutResult:
+    """One fan-out with a temporary `Engine` (for notebooks: ``await vosweep.fanout(...)``).
+
+    Keyword arguments go to `Engine.fanout` (errors, deadline, on_part).
+    """
+    async with Engine(config) as engine:
+        return await engine.fanout(targets, query, **kwargs)
+
+
+def fanout_sync(
+    targets: Iterable[object],
+    query: object,
+    *,
+    config: EngineConfig | None = None,
+    **kwargs: Any,
+) -> FanoutResult:
+    """`fanout` for plain scripts: runs its own event loop.
+
+    Raises:
+        UsageError: When called from a running event loop (Jupyter: use ``await fanout``).
+        SweepInterrupted: On Ctrl-C; a `KeyboardInterrupt` whose ``result`` holds
+            everything received before it.
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        pass
+    else:
+        raise UsageError(
+            "fanout_sync() cannot run inside a running event loop (e.g. Jupyter); "
+            "use 'await vosweep.fanout(...)' there"
+        )
+    engine = Engine(config)
+
+    async def main() -> FanoutResult:
+        async with engine:
+            return await engine.fanout(targets, query, **kwargs)
+
+    try:
+        return asyncio.run(main())
+    except KeyboardInterrupt as exc:
+        raise SweepInterrupted(engine.last_result) from exc

@@ -1,0 +1,157 @@
+"""Report: what a fan-out produced: one table, and one outcome per target."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
+
+from astropy.table import Table
+
+from vosweep import _log
+from vosweep.aggregation import Stacker
+from vosweep.outcomes import Part, ServiceOutcome, Status, count_statuses
+
+if TYPE_CHECKING:
+    from vosweep.scheduling.runner import RunEnd
+
+__all__ = ["FanoutResult"]
+
+
+class FanoutResult:
+    """The merged table and every service's outcome.
+
+    Attributes:
+        outcomes: One `ServiceOutcome` per target, in target order.
+        complete: False when a deadline, cancellation or abort cut the fan-out short.
+        reason: Why it was cut short.
+        elapsed: Wall seconds the fan-out took.
+    """
+
+    def __init__(
+        self,
+        outcomes: list[ServiceOutcome],
+        stacker: Stacker,
+        *,
+        complete: bool,
+        reason: str | None,
+        elapsed: float,
+    ) -> None:
+        self.outcomes = outcomes
+        self._stacker = stacker
+        self.complete = complete
+        self.reason = reason
+        self.elapsed = elapsed
+
+    @property
+    def table(self) -> Table:
+        """All rows from every service that answered, with provenance columns."""
+        return self._stacker.table()
+
+    @property
+    def rows(self) -> int:
+        """Rows in `table`."""
+        return self._stacker.rows
+
+    def counts(self) -> dict[Status, int]:
+        """Number of services per status (every status listed)."""
+        return count_statuses(self.outcomes)
+
+    def failed(self) -> list[ServiceOutcome]:
+        """Outcomes of services that were asked and did not deliver."""
+        return [o for o in self.outcomes if o.status.failed]
+
+    def outcomes_table(self) -> Table:
+        """The outcomes as an astropy table (one row per target), for saving or sorting."""
+        names = ("service", "ivoid", "access_url", "status", "rows", "attempts", "elapsed",
+                 "bytes", "http_status", "error_type", "message")
+        rows = [
+            (o.service.label, o.service.ivoid or "", o.service.access_url, o.status.value,
+             o.rows, o.attempts, round(o.elapsed, 4), o.bytes, o.http_status or 0,
+             o.error_type or "", o.message or "")
+            for o in self.outcomes
+        ]
+        if not rows:
+            return Table(names=names, dtype=(str, str, str, str, int, int, float, int, int, str,
+                                             str))
+        return Table(rows=rows, names=names)
+
+    def summary(self, failures: int = 15) -> str:
+        """A readable report: counts and rows per status, then the first failures."""
+        state = "complete" if self.complete else f"INCOMPLETE: {self.reason}"
+        lines = [
+            f"vosweep fan-out: {len(self.outcomes)} services, {self.rows} rows "
+            f"in {self.elapsed:.2f} s ({state})",
+            f"  {'status':<10} {'services':>8} {'rows':>10}",
+        ]
+        rows_by: dict[Status, int] = dict.fromkeys(Status, 0)
+        for outcome in self.outcomes:
+            rows_by[outcome.status] += outcome.rows
+        for status, count in self.counts().items():
+            rows = str(rows_by[status]) if status.succeeded else "-"
+            lines.append(f"  {status.value:<10} {count:>8} {rows:>10}")
+        troubled = [o for o in self.outcomes if not o.status.succeeded or o.message]
+        if troubled:
+            lines.append(f"  not ok or truncated ({len(troubled)}; first {failures} shown):")
+            width = min(32, max(len(o.service.label) for o in troubled[:failures]))
+            for outcome in troubled[:failures]:
+                message = (outcome.message or "").replace("\n", " ")
+                if len(message) > 90:
+                    message = message[:87] + "..."
+                lines.append(
+                    f"    {outcome.service.label[:width]:<{width}} {outcome.status.value:<9} "
+                    f"{message}"
+                )
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        counts = ", ".join(f"{s.value}={n}" for s, n in self.counts().items() if n)
+        state = "" if self.complete else " incomplete"
+        return f"<FanoutResult{state} services={len(self.outcomes)} rows={self.rows} {counts}>"
+
+
+class Collector:
+    """Records parts as they finish (synchronously), so nothing received is ever lost."""
+
+    def __init__(self, on_part: Callable[[Part], None] | None = None) -> None:
+        self._outcomes: dict[int, ServiceOutcome] = {}
+        self.stacker = Stacker()
+        self._on_part = on_part
+
+    def record(self, part: Part) -> None:
+        """Keep *part*'s outcome and tables, and log the service's canonical line."""
+        outcome = part.outcome
+        self._outcomes[part.index] = outcome
+        if part.tables and outcome.status.succeeded:
+            self.stacker.add(part.tables, outcome.service)
+        log = _log.get_logger()
+        emit = log.info if outcome.status.succeeded else log.warning
+        emit(
+            _log.SERVICE_DONE,
+            service=outcome.service.label,
+            ivoid=outcome.service.ivoid,
+            url=outcome.url or outcome.service.access_url,
+            status=outcome.status.value,
+            rows=outcome.rows,
+            attempts=outcome.attempts,
+            elapsed=round(outcome.elapsed, 4),
+            bytes=outcome.bytes,
+            http_status=outcome.http_status,
+            error_type=outcome.error_type,
+            message=outcome.message,
+        )
+        if self._on_part is not None:
+            self._on_part(part)
+
+    def outcomes(self) -> Iterator[ServiceOutcome]:
+        """Outcomes in target order."""
+        for index in sorted(self._outcomes):
+            yield self._outcomes[index]
+
+    def result(self, end: RunEnd | None, elapsed: float) -> FanoutResult:
+        """The result so far (or final, once *end* is known)."""
+        complete = end.complete if end is not None else False
+        reason = end.reason if end is not None else "fan-out still running or cancelled"
+        return FanoutResult(
+            list(self.outcomes()), self.stacker, complete=complete, reason=reason,
+            elapsed=elapsed,
+        )

@@ -1,0 +1,1 @@
+"""Plan and schedule: turn targets into outcomes under the global and per-host limits."""

@@ -1,0 +1,438 @@
+"""Schedule and fetch: run planned jobs under limits, breakers, retries and a deadline.
+
+One dispatcher coroutine owns admission. It reads jobs lazily from the plan into per-host
+queues, starts a task only when both the global and the host's limit have room, and is
+woken whenever a task ends. So there are never more tasks than the global limit, never
+more queued jobs than the lookahead allows, and a slow host's backlog never holds slots
+another host could use.
+
+Every finished job becomes a `Part` that is *recorded* synchronously (so nothing received
+is lost when the fan-out is cancelled a moment later) and then *delivered* to a stream
+consumer, whose bounded buffer applies backpressure.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict, deque
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import anyio
+import stamina
+from anyio.abc import TaskGroup
+
+from vosweep import _log
+from vosweep.errors import CircuitOpen, ServiceError, ServiceTimeout, counts_against_host
+from vosweep.outcomes import Part, ServiceOutcome, Status
+from vosweep.protocols.base import Parsed, QueryStatus, Response, check_http_status
+from vosweep.scheduling.breaker import BreakerBoard, BreakerState, CircuitBreaker
+from vosweep.scheduling.limits import HostLimits
+from vosweep.scheduling.retry import RetryBudget, retry_decision
+
+if TYPE_CHECKING:
+    from vosweep.config import EngineConfig, ErrorPolicy
+    from vosweep.scheduling.plan import Job
+    from vosweep.transport.base import Transport
+
+__all__ = ["RunEnd", "Runner"]
+
+Record = Callable[[Part], None]
+Deliver = Callable[[Part], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class RunEnd:
+    """How a run ended.
+
+    Attributes:
+        complete: Every job ran to its own end (no deadline, cancel or abort cut it short).
+        reason: Why it was cut short, if it was.
+        aborted_by: The part whose failure triggered the ``abort`` policy.
+    """
+
+    complete: bool
+    reason: str | None = None
+    aborted_by: Part | None = None
+
+
+class Runner:
+    """Executes jobs for one engine; limits, breakers and retry budgets outlive fan-outs.
+
+    Sharing them across fan-outs is deliberate: two sweeps running at once on one engine
+    still respect the per-host politeness cap together, and a host found dead a minute ago
+    is not hammered again by the next sweep.
+    """
+
+    def __init__(self, transport: Transport, config: EngineConfig) -> None:
+        self.transport = transport
+        self.config = config
+        self.limits = HostLimits(config.limits.total, config.limits.per_host)
+        self.breakers = BreakerBoard(config.breaker)
+        self.budget = RetryBudget(config.retry.host_budget_ratio, config.retry.host_budget_min)
+        self.parse_limiter = anyio.CapacityLimiter(config.limits.parse_threads)
+
+    async def run(
+        self,
+        jobs: Iterator[Job],
+        *,
+        record: Record,
+        deliver: Deliver,
+        policy: ErrorPolicy,
+        deadline: float | None,
+        remaining: Callable[[], Iterator[Job]],
+    ) -> RunEnd:
+        """Run every job; return how the run ended.
+
+        Args:
+            jobs: The planned jobs, read lazily.
+            record: Called synchronously with every part, including cancelled ones.
+            deliver: Awaited with every part that finished normally (stream consumers).
+            policy: The fan-out's error policy.
+            deadline: Seconds for the whole run, or ``None``.
+            remaining: Yields the jobs never read from *jobs*, to report them as cancelled.
+        """
+        dispatch = _Dispatch(self, jobs, record, deliver, policy)
+        end: RunEnd | None = None
+        try:
+            with anyio.move_on_after(deadline if deadline is not None else float("inf")) as scope:
+                await dispatch.run()
+            if scope.cancelled_caught:
+                end = RunEnd(False, f"fan-out deadline of {deadline} s reached")
+            elif dispatch.abort_part is not None:
+                failed = dispatch.abort_part.outcome
+                end = RunEnd(
+                    False,
+                    f"aborted after {failed.service.label} failed: {failed.message}",
+                    dispatch.abort_part,
+                )
+            else:
+                end = RunEnd(True)
+        finally:
+            # Runs on external cancellation too: synchronous, so it cannot be interrupted.
+            reason = end.reason if end is not None else "fan-out cancelled"
+            dispatch.cancel_rest(reason or "fan-out cancelled", remaining)
+        return end
+
+    async def execute(self, job: Job, policy: ErrorPolicy) -> Part:
+        """Send one job's request with retries, parse the answer off the loop, judge it."""
+        assert job.request is not None
+        assert job.spec is not None
+        config = self.config
+        host = job.host
+        breaker = self.breakers[host] if self.breakers.enabled else None
+        self.budget.record_request(host)
+        started = anyio.current_time()
+        attempts = 0
+        response: Response | None = None
+
+        def backoff_hook(exc: Exception) -> bool | float:
+            decision = retry_decision(exc, config.retry)
+            if decision is False:
+                return False
+            if breaker is not None and breaker.state(anyio.current_time()) is not (
+                BreakerState.CLOSED
+            ):
+                return False
+            if not self.budget.try_spend(host):
+                return False
+            _log.get_logger().debug(
+                _log.FETCH_RETRY,
+                service=job.service.label,
+                host=host,
+                attempt=attempts,
+                wait=decision if not isinstance(decision, bool) else None,
+                error=str(exc),
+            )
+            return decision
+
+        try:
+            async for attempt in stamina.retry_context(
+                on=backoff_hook,
+                attempts=policy.attempts(config.retry),
+                timeout=config.retry.budget,
+                wait_initial=config.retry.wait_initial,
+                wait_max=config.retry.wait_max,
+                wait_jitter=config.retry.wait_jitter,
+            ):
+                with attempt:
+                    attempts += 1
+                    response = None
+                    try:
+                        response = await self.transport.send(
+                            job.request,
+                            timeouts=config.timeouts,
+                            max_bytes=config.limits.max_response_bytes,
+                        )
+                        check_http_status(response)
+                    except ServiceError as exc:
+                        self._judge_host(breaker, host, exc)
+                        _log.get_logger().debug(
+                            _log.FETCH_FAILED,
+                            service=job.service.label,
+                            host=host,
+                            attempt=attempts,
+                            error_type=type(exc).__name__,
+                            error=str(exc),
+                        )
+                        raise
+                    if breaker is not None:
+                        breaker.record_success(anyio.current_time())
+                    parsed = await anyio.to_thread.run_sync(
+                        job.spec.parse_response,
+                        response,
+                        config.limits.max_response_bytes,
+                        limiter=self.parse_limiter,
+                        abandon_on_cancel=True,
+                    )
+        except ServiceError as exc:
+            elapsed = anyio.current_time() - started
+            status = Status.TIMEOUT if isinstance(exc, ServiceTimeout) else Status.ERROR
+            outcome = ServiceOutcome(
+                service=job.service,
+                status=status,
+                attempts=attempts,
+                elapsed=elapsed,
+                bytes=len(response.body) if response is not None else 0,
+                http_status=exc.status if exc.status is not None else _status_of(response),
+                error_type=type(exc).__name__,
+                message=exc.message,
+                url=exc.url or (response.url if response is not None else job.request.url),
+            )
+            return Part(job.index, outcome)
+        assert response is not None
+        return Part(job.index, _success(job, parsed, response, attempts, started), parsed.tables)
+
+    def _judge_host(self, breaker: CircuitBreaker | None, host: str, exc: ServiceError) -> None:
+        if breaker is None:
+            return
+        now = anyio.current_time()
+        if counts_against_host(exc):
+            was = breaker.state(now)
+            breaker.record_failure(now, f"{type(exc).__name__}: {exc.message}")
+            if was is BreakerState.CLOSED and breaker.state(now) is not BreakerState.CLOSED:
+                _log.get_logger().warning(
+                    _log.BREAKER_OPENED, host=host, reason=exc.message, cooldown=breaker.cooldown
+                )
+        else:
+            # The host answered (a 4xx, a rate limit): it is alive.
+            breaker.record_success(now)
+
+
+def _status_of(response: Response | None) -> int | None:
+    return response.status if response is not None else None
+
+
+def _success(job: Job, parsed: Parsed, response: Response, attempts: int, started: float) -> (
+    ServiceOutcome
+):
+    rows = parsed.rows
+    if parsed.status is QueryStatus.OVERFLOW:
+        status = Status.OVERFLOW
+    elif rows:
+        status = Status.OK
+    else:
+        status = Status.EMPTY
+    return ServiceOutcome(
+        service=job.service,
+        status=status,
+        rows=rows,
+        attempts=attempts,
+        elapsed=anyio.current_time() - started,
+        bytes=len(response.body),
+        http_status=response.status,
+        message=parsed.message if status is Status.OVERFLOW else None,
+        url=response.url,
+    )
+
+
+def _not_sent(job: Job, status: Status, message: str, error_type: str | None = None) -> Part:
+    outcome = ServiceOutcome(
+        service=job.service,
+        status=status,
+        message=message,
+        error_type=error_type,
+        url=job.request.url if job.request is not None else None,
+    )
+    return Part(job.index, outcome)
+
+
+class _Dispatch:
+    """One fan-out's admission loop (see the module docstring)."""
+
+    def __init__(
+        self,
+        runner: Runner,
+        jobs: Iterator[Job],
+        record: Record,
+        deliver: Deliver,
+        policy: ErrorPolicy,
+    ) -> None:
+        self.runner = runner
+        self.jobs = jobs
+        self.record = record
+        self.deliver = deliver
+        self.policy = policy
+        lookahead = runner.config.limits.lookahead
+        self.soft_cap = lookahead
+        self.hard_cap = 4 * lookahead
+        self.queues: dict[str, deque[Job]] = {}
+        # Hosts with queued jobs that may have room; ordered for round-robin fairness.
+        self.ready: OrderedDict[str, None] = OrderedDict()
+        self.buffered = 0
+        self.exhausted = False
+        self.in_flight: dict[int, Job] = {}
+        self.probes: set[int] = set()
+        self.pending_parts: list[Part] = []
+        self.interrupted: list[Job] = []
+        self.abort_part: Part | None = None
+        self.wake = anyio.Event()
+
+    async def run(self) -> None:
+        async with anyio.create_task_group() as tg:
+            while True:
+                self._refill()
+                self._dispatch(tg)
+                await self._flush_pending()
+                if self.abort_part is not None:
+                    tg.cancel_scope.cancel()
+                    return
+                if self.exhausted and not self.buffered and not self.in_flight:
+                    return
+                if not self.in_flight:
+                    continue  # skipped jobs freed the buffer: read on
+                await self.wake.wait()
+                self.wake = anyio.Event()
+
+    def _refill(self) -> None:
+        limits = self.runner.limits
+        while not self.exhausted and self.buffered < self.hard_cap:
+            if self.buffered >= self.soft_cap and (not limits.has_global_room() or self.ready):
+                # Past the soft cap, read on only while slots would otherwise sit idle.
+                break
+            job = next(self.jobs, None)
+            if job is None:
+                self.exhausted = True
+                break
+            if job.skip_reason is not None:
+                self._finish_unsent(_not_sent(job, Status.SKIPPED, job.skip_reason))
+                continue
+            host = job.host
+            if self._breaker_state(host) is BreakerState.OPEN:
+                self._finish_unsent(self._circuit_open(job))
+                continue
+            queue = self.queues.get(host)
+            if queue is None:
+                queue = self.queues[host] = deque()
+            queue.append(job)
+            self.buffered += 1
+            self.ready[host] = None
+
+    def _dispatch(self, tg: TaskGroup) -> None:
+        runner = self.runner
+        limits = runner.limits
+        for host in list(self.ready):
+            if not limits.has_global_room():
+                break
+            queue = self.queues[host]
+            state = self._breaker_state(host)
+            if state is BreakerState.OPEN:
+                while queue:
+                    self.buffered -= 1
+                    self._finish_unsent(self._circuit_open(queue.popleft()))
+            elif state is BreakerState.HALF_OPEN:
+                breaker = runner.breakers[host]
+                if not breaker.probe_in_flight() and limits.can_start(host):
+                    breaker.start_probe()
+                    self._start(tg, queue.popleft(), probe=True)
+                # Others wait for the probe's verdict; its end wakes us.
+                del self.ready[host]
+                if not queue:
+                    del self.queues[host]
+                continue
+            else:
+                while queue and limits.can_start(host):
+                    self._start(tg, queue.popleft(), probe=False)
+            if not queue:
+                del self.queues[host]
+                del self.ready[host]
+            elif not limits.can_start(host) and limits.has_global_room():
+                del self.ready[host]  # at its cap: a finishing job puts it back
+            else:
+                self.ready.move_to_end(host)
+
+    def _start(self, tg: TaskGroup, job: Job, *, probe: bool) -> None:
+        self.buffered -= 1
+        self.runner.limits.acquire(job.host)
+        self.in_flight[job.index] = job
+        if probe:
+            self.probes.add(job.index)
+        tg.start_soon(self._run_job, job, name=f"vosweep:{job.service.label}")
+
+    async def _run_job(self, job: Job) -> None:
+        part: Part | None = None
+        try:
+            part = await self.runner.execute(job, self.policy)
+        except anyio.get_cancelled_exc_class():
+            # Reported by cancel_rest(), which knows why (deadline, abort, cancel).
+            self.interrupted.append(job)
+            raise
+        finally:
+            self._job_ended(job, finished=part is not None)
+        self.record(part)
+        if self.policy.action == "abort" and part.outcome.status.failed and not self.abort_part:
+            self.abort_part = part
+            self.wake.set()
+        await self.deliver(part)
+
+    def _job_ended(self, job: Job, *, finished: bool) -> None:
+        host = job.host
+        self.runner.limits.release(host)
+        del self.in_flight[job.index]
+        if job.index in self.probes:
+            self.probes.discard(job.index)
+            if not finished:
+                # A cancelled probe proved nothing; let the next sweep probe again.
+                self.runner.breakers[host].abandon_probe()
+        if host in self.queues:
+            self.ready[host] = None
+        self.wake.set()
+
+    def _breaker_state(self, host: str) -> BreakerState:
+        return self.runner.breakers.state(host, anyio.current_time())
+
+    def _circuit_open(self, job: Job) -> Part:
+        breaker = self.runner.breakers[job.host]
+        wait = max(0.0, breaker.retry_at() - anyio.current_time())
+        message = (
+            f"circuit open for host {job.host} after repeated failures "
+            f"({breaker.last_error}); next probe in {wait:.0f} s"
+        )
+        return _not_sent(job, Status.SKIPPED, message, CircuitOpen.__name__)
+
+    def _finish_unsent(self, part: Part) -> None:
+        self.record(part)
+        self.pending_parts.append(part)
+
+    async def _flush_pending(self) -> None:
+        while self.pending_parts:
+            parts, self.pending_parts = self.pending_parts, []
+            for part in parts:
+                await self.deliver(part)
+
+    def cancel_rest(self, reason: str, remaining: Callable[[], Iterator[Job]]) -> None:
+        """Report every job that never got its own end as cancelled (synchronously)."""
+        for job in self.interrupted:
+            self.record(_not_sent(job, Status.CANCELLED, f"{reason} while the request ran"))
+        self.interrupted.clear()
+        for queue in self.queues.values():
+            for job in queue:
+                self.record(_not_sent(job, Status.CANCELLED, reason))
+        self.queues.clear()
+        self.ready.clear()
+        self.buffered = 0
+        if not self.exhausted:
+            self.exhausted = True
+            for job in remaining():
+                status = Status.SKIPPED if job.skip_reason else Status.CANCELLED
+                self.record(_not_sent(job, status, job.skip_reason or reason))

@@ -1,0 +1,49 @@
+"""Sessions: tests, lint, typecheck, bench (``nox`` alone runs the first three)."""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.sessions = ["lint", "typecheck", "tests"]
+nox.options.reuse_existing_virtualenvs = True
+nox.options.error_on_missing_interpreters = True
+
+PYPROJECT = nox.project.load_toml("pyproject.toml")
+
+
+def _group(name: str) -> list[str]:
+    return list(nox.project.dependency_groups(PYPROJECT, name))
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """The test suite with branch coverage (integration tests run the simulated VO)."""
+    session.install("-e", ".[pyvo]", *_group("tests"))
+    session.run("coverage", "erase")
+    session.run("coverage", "run", "-m", "pytest", *session.posargs)
+    session.run("coverage", "combine", success_codes=[0, 1])
+    session.run("coverage", "report", "--fail-under=85")
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff lint and format check."""
+    session.install(*_group("lint"))
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    """mypy --strict on src/ and on the public API as user code (tests/typing)."""
+    session.install("-e", ".", *_group("typing"))
+    session.run("mypy")
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Benchmarks against baselines run in the same process; writes benchmarks/results/."""
+    session.install("-e", ".[progress]", *_group("bench"))
+    args = session.posargs or []
+    session.run("python", "benchmarks/bench_aggregate.py", *args)
+    session.run("python", "benchmarks/bench_fanout.py", *args)

@@ -1,0 +1,7 @@
+"""``python -m vosweep``."""
+
+import sys
+
+from vosweep.cli import main
+
+sys.exit(main())

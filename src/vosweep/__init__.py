@@ -5,6 +5,7 @@ The public API is exactly what ``__all__`` lists; `vosweep.testing` holds the si
 
 from __future__ import annotations
 
+from importlib.metadata import version
 from typing import Any
 
 from vosweep.config import DEFAULT_BREAKER as DEFAULT_BREAKER
@@ -87,7 +88,5 @@ __all__ = [
 def __getattr__(name: str) -> Any:
     # The version comes from the installed metadata, read only when asked for (as stamina).
     if name == "__version__":
-        from importlib.metadata import version
-
         return version("vosweep")
     raise AttributeError(f"module 'vosweep' has no attribute {name!r}")

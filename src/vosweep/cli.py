@@ -53,9 +53,7 @@ def _parser() -> argparse.ArgumentParser:
     cone.add_argument("--urls-file", type=Path, help="file with one SCS access URL per line")
     cone.add_argument("--timeout", type=float, default=30.0, help="per-attempt timeout, s (30)")
     cone.add_argument("--output", "-o", type=Path, help="write the merged table here")
-    cone.add_argument(
-        "--format", help="astropy format for --output (default: from the file name)"
-    )
+    cone.add_argument("--format", help="astropy format for --output (default: from the file name)")
     _common(cone)
     return parser
 
@@ -147,8 +145,10 @@ async def _demo(args: argparse.Namespace) -> int:
     served = sum(s.rows_served for s in stats.services)
     print(result.summary())
     peaks = ", ".join(str(h.max_in_flight) for h in stats.hosts)
-    print(f"Server side: peak concurrent requests per host: {peaks} (cap {args.per_host}); "
-          f"{served} rows served, {result.rows} rows received.")
+    print(
+        f"Server side: peak concurrent requests per host: {peaks} (cap {args.per_host}); "
+        f"{served} rows served, {result.rows} rows received."
+    )
     if len(result.table):
         print(result.table[: args.rows])
     return EXIT_OK if result.complete else EXIT_PARTIAL

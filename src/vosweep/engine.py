@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
@@ -57,7 +58,7 @@ class SweepStream:
     the iteration ended), including outcomes of parts not yet read from the stream.
     """
 
-    def __init__(self, receive: ObjectReceiveStream[Part], collector: Collector, t0: float):
+    def __init__(self, receive: ObjectReceiveStream[Part], collector: Collector, t0: float) -> None:
         self._receive = receive
         self._collector = collector
         self._t0 = t0
@@ -143,7 +144,10 @@ class Engine:
         )
 
     def _prepare(
-        self, targets: Iterable[object], query: object, errors: str | ErrorPolicy | None,
+        self,
+        targets: Iterable[object],
+        query: object,
+        errors: str | ErrorPolicy | None,
         deadline: float | None,
     ) -> tuple[Plan, ErrorPolicy, float | None]:
         if isinstance(targets, (str, bytes)):
@@ -204,8 +208,12 @@ class Engine:
 
         try:
             end = await runner.run(
-                plan, record=collector.record, deliver=deliver, policy=policy,
-                deadline=deadline, remaining=plan.rest,
+                plan,
+                record=collector.record,
+                deliver=deliver,
+                policy=policy,
+                deadline=deadline,
+                remaining=plan.rest,
             )
         finally:
             result = collector.result(end, time.perf_counter() - t0)
@@ -222,9 +230,14 @@ class Engine:
         if end.aborted_by is not None:
             cause = end.aborted_by.outcome
             raise FanoutAborted(
-                end.reason or "aborted", result=result,
-                cause=ServiceError(cause.message or "failed", service=cause.service,
-                                   url=cause.url, status=cause.http_status),
+                end.reason or "aborted",
+                result=result,
+                cause=ServiceError(
+                    cause.message or "failed",
+                    service=cause.service,
+                    url=cause.url,
+                    status=cause.http_status,
+                ),
             )
         return result
 
@@ -238,7 +251,10 @@ class Engine:
         deadline: float | None = None,
         buffer: int = 64,
     ) -> AsyncIterator[SweepStream]:
-        """Run a fan-out and hand out each service's `Part` as soon as it finishes::
+        """Run a fan-out and hand out each service's `Part` as soon as it finishes.
+
+        ::
+
 
             async with engine.stream(services, cone) as parts:
                 async for part in parts:
@@ -263,16 +279,19 @@ class Engine:
         parts = SweepStream(receive, collector, time.perf_counter())
 
         async def deliver(part: Part) -> None:
-            try:
+            # If the consumer left, the part is recorded all the same.
+            with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
                 await send.send(part)
-            except (anyio.BrokenResourceError, anyio.ClosedResourceError):
-                pass  # the consumer left; the part is recorded all the same
 
         async def drive() -> None:
             async with send:
                 parts.end = await runner.run(
-                    plan, record=collector.record, deliver=deliver, policy=policy,
-                    deadline=deadline, remaining=plan.rest,
+                    plan,
+                    record=collector.record,
+                    deliver=deliver,
+                    policy=policy,
+                    deadline=deadline,
+                    remaining=plan.rest,
                 )
 
         try:

@@ -89,7 +89,9 @@ class Part:
 
     __slots__ = ("index", "outcome", "tables")
 
-    def __init__(self, index: int, outcome: ServiceOutcome, tables: list[Table] | None = None):
+    def __init__(
+        self, index: int, outcome: ServiceOutcome, tables: list[Table] | None = None
+    ) -> None:
         self.index = index
         self.outcome = outcome
         self.tables: list[Table] = tables or []

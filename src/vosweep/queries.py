@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any, ClassVar
 
+import astropy.units as u
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from vosweep.errors import UsageError
@@ -18,7 +19,7 @@ def _degrees(value: Any, what: str) -> float:
     if hasattr(value, "unit") and hasattr(value, "to_value"):
         try:
             return float(value.to_value("deg"))
-        except Exception as exc:  # astropy raises UnitConversionError, TypeError, ...
+        except (u.UnitsError, TypeError, ValueError) as exc:
             raise UsageError(f"{what} must be an angle, got {value!r}: {exc}") from None
     try:
         result = float(value)
@@ -96,4 +97,3 @@ def _center_degrees(center: Any) -> tuple[float, float]:
     if isinstance(center, (tuple, list)) and len(center) == 2:
         return _degrees(center[0], "ra"), _degrees(center[1], "dec")
     raise UsageError(f"cone center must be a SkyCoord or an (ra, dec) pair, got {center!r}")
-

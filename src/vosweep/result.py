@@ -62,25 +62,49 @@ class FanoutResult:
 
     def outcomes_table(self) -> Table:
         """The outcomes as an astropy table (one row per target), for saving or sorting."""
-        names = ("service", "ivoid", "access_url", "status", "rows", "attempts", "elapsed",
-                 "bytes", "http_status", "error_type", "message")
+        names = (
+            "service",
+            "ivoid",
+            "access_url",
+            "status",
+            "rows",
+            "attempts",
+            "elapsed",
+            "bytes",
+            "http_status",
+            "error_type",
+            "message",
+        )
         rows = [
-            (o.service.label, o.service.ivoid or "", o.service.access_url, o.status.value,
-             o.rows, o.attempts, round(o.elapsed, 4), o.bytes, o.http_status or 0,
-             o.error_type or "", o.message or "")
+            (
+                o.service.label,
+                o.service.ivoid or "",
+                o.service.access_url,
+                o.status.value,
+                o.rows,
+                o.attempts,
+                round(o.elapsed, 4),
+                o.bytes,
+                o.http_status or 0,
+                o.error_type or "",
+                o.message or "",
+            )
             for o in self.outcomes
         ]
         if not rows:
-            return Table(names=names, dtype=(str, str, str, str, int, int, float, int, int, str,
-                                             str))
+            return Table(
+                names=names, dtype=(str, str, str, str, int, int, float, int, int, str, str)
+            )
         return Table(rows=rows, names=names)
 
     def summary(self, failures: int = 15) -> str:
         """A readable report: counts and rows per status, then the first failures."""
         state = "complete" if self.complete else f"INCOMPLETE: {self.reason}"
         lines = [
-            f"vosweep fan-out: {len(self.outcomes)} services, {self.rows} rows "
-            f"in {self.elapsed:.2f} s ({state})",
+            (
+                f"vosweep fan-out: {len(self.outcomes)} services, {self.rows} rows "
+                f"in {self.elapsed:.2f} s ({state})"
+            ),
             f"  {'status':<10} {'services':>8} {'rows':>10}",
         ]
         rows_by: dict[Status, int] = dict.fromkeys(Status, 0)
@@ -152,6 +176,9 @@ class Collector:
         complete = end.complete if end is not None else False
         reason = end.reason if end is not None else "fan-out still running or cancelled"
         return FanoutResult(
-            list(self.outcomes()), self.stacker, complete=complete, reason=reason,
+            list(self.outcomes()),
+            self.stacker,
+            complete=complete,
+            reason=reason,
             elapsed=elapsed,
         )

@@ -8,7 +8,9 @@ from collections import Counter
 from collections.abc import Callable
 
 import anyio
+import anyio.lowlevel
 import pytest
+import stamina
 
 import vosweep
 from vosweep import _log
@@ -127,7 +129,7 @@ class TestLimits:
             started += 1
             max_tasks = max(max_tasks, len(asyncio.all_tasks()))
             max_ahead = max(max_ahead, read - started)
-            await anyio.sleep(0)
+            await anyio.lowlevel.checkpoint()
             return ok(request, rows=0)
 
         limits = vosweep.Limits(total=8, per_host=2, lookahead=50)
@@ -160,13 +162,15 @@ class TestRetries:
         [
             (Response(url="u", status=404), "HTTPStatusError"),
             (Response(url="u", status=200, body=votable(0, "ERROR", "bad SR")), "QueryRejected"),
-            (Response(url="u", status=200, body=b"<html><body>oops</body></html>"),
-             "ResponseFormatError"),
+            (
+                Response(url="u", status=200, body=b"<html><body>oops</body></html>"),
+                "ResponseFormatError",
+            ),
         ],
     )
     async def test_permanent_failures_are_not_retried(self, no_backoff, response, error_type):
         """4xx, QUERY_STATUS=ERROR and malformed bodies are tried once."""
-        async with engine(lambda r: response) as e:
+        async with engine(lambda _request: response) as e:
             result = await e.fanout(services(1), CONE)
         (outcome,) = result.outcomes
         assert outcome.status is vosweep.Status.ERROR
@@ -217,17 +221,13 @@ class TestRetries:
             return Response(url=request.url, status=500)
 
         retry = vosweep.RetryPolicy(host_budget_min=4, host_budget_ratio=0.0)
-        async with engine(
-            handler, retry=retry, breaker=vosweep.BreakerPolicy(enabled=False)
-        ) as e:
+        async with engine(handler, retry=retry, breaker=vosweep.BreakerPolicy(enabled=False)) as e:
             result = await e.fanout(services(30), CONE)
         assert sent == 30 + 4
         assert all(o.status is vosweep.Status.ERROR for o in result.outcomes)
 
 
 def vosweep_testing_attempts(n: int):
-    import stamina
-
     return stamina.set_testing(True, attempts=n, cap=True)
 
 
@@ -245,8 +245,7 @@ class TestBreaker:
 
         targets = services(200, prefix="dead") + services(50, hosts=5, prefix="live")
         targets = [
-            vosweep.Service.scs(s.access_url.replace("dead0", "dead"), name=s.name)
-            for s in targets
+            vosweep.Service.scs(s.access_url.replace("dead0", "dead"), name=s.name) for s in targets
         ]
         policy = vosweep.BreakerPolicy(failure_threshold=5, cooldown=60)
         async with engine(handler, breaker=policy) as e:
@@ -329,7 +328,7 @@ class TestCancellation:
         assert not result.complete
         assert [o.status.value for o in result.outcomes] == ["ok"] * 5 + ["cancelled"] * 5
         assert len(result.table) == 10
-        await anyio.sleep(0)
+        await anyio.lowlevel.checkpoint()
         assert set(asyncio.all_tasks()) <= before | {asyncio.current_task()}
 
     async def test_abort_policy(self, no_backoff):
@@ -388,7 +387,7 @@ class TestStream:
 class TestReporting:
     async def test_one_canonical_event_per_service(self, events):
         """Each service logs exactly one vosweep.service.done event with its outcome."""
-        async with engine(lambda r: ok(r)) as e:
+        async with engine(ok) as e:
             await e.fanout(services(6, hosts=2), CONE)
         done = [ev for ev in events if ev["event"] == _log.SERVICE_DONE]
         assert len(done) == 6
@@ -443,7 +442,7 @@ class TestUsage:
 
     async def test_fanout_sync_refuses_running_loop(self):
         """fanout_sync inside a running loop points to await fanout."""
-        with pytest.raises(vosweep.UsageError, match="await vosweep.fanout"):
+        with pytest.raises(vosweep.UsageError, match=r"await vosweep\.fanout"):
             vosweep.fanout_sync(services(1), CONE)
 
     async def test_duplicates_reported_once_queried_once(self):

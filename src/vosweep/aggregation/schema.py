@@ -75,7 +75,7 @@ def plan_column(name: str, columns: Sequence[Any]) -> ColumnPlan:
         dtype = np.result_type(*dtypes)
         shape = next(iter(shapes))
     else:
-        dtype = np.dtype(f"U{max(max(_text_width(d) for d in dtypes), 1)}")
+        dtype = np.dtype(f"U{max(1, *(_text_width(d) for d in dtypes))}")
         shape = next(iter(shapes))
         if kinds & _NUMERIC:
             note = "numbers and text mixed: stored as text"

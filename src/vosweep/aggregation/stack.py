@@ -119,11 +119,11 @@ def _build_column(
         if plan.dtype.kind == "O":
             for j, value in enumerate(values):
                 data[start + j] = value
-        elif plan.dtype.kind == "U" and values.dtype.kind not in "U":
+        elif plan.dtype.kind == "U" and values.dtype.kind != "U":
             data[start:stop] = _as_text(values)
         else:
             data[start:stop] = values
-        column_mask = np.ma.getmaskarray(column)
+        column_mask: Any = np.ma.getmaskarray(column)
         if column_mask.ndim > 1:
             column_mask = column_mask.reshape(len(column), -1).all(axis=1)
         mask[start:stop] = column_mask

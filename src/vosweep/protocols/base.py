@@ -102,9 +102,7 @@ def with_params(url: str, params: list[tuple[str, str]]) -> str:
     parts = urlsplit(url)
     ours = {name.upper() for name, _ in params}
     kept = [
-        (k, v)
-        for k, v in parse_qsl(parts.query, keep_blank_values=True)
-        if k.upper() not in ours
+        (k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k.upper() not in ours
     ]
     query = urlencode(kept + params, quote_via=quote)
     return urlunsplit((parts.scheme, parts.netloc, parts.path or "/", query, ""))
@@ -157,9 +155,6 @@ def check_http_status(response: Response) -> None:
 def _error_text(body: bytes, limit: int = 300) -> str:
     head = body[:65536]
     match = _STATUS_MESSAGE.search(head)
-    if match:
-        text = match[1]
-    else:
-        text = re.sub(rb"<[^>]*>", b" ", head[:4096])
+    text = match[1] if match else re.sub(rb"<[^>]*>", b" ", head[:4096])
     cleaned = " ".join(text.decode("utf-8", "replace").split())
     return cleaned[:limit]

@@ -98,16 +98,16 @@ class Runner:
             with anyio.move_on_after(deadline if deadline is not None else float("inf")) as scope:
                 await dispatch.run()
             if scope.cancelled_caught:
-                end = RunEnd(False, f"fan-out deadline of {deadline} s reached")
+                end = RunEnd(complete=False, reason=f"fan-out deadline of {deadline} s reached")
             elif dispatch.abort_part is not None:
                 failed = dispatch.abort_part.outcome
                 end = RunEnd(
-                    False,
-                    f"aborted after {failed.service.label} failed: {failed.message}",
-                    dispatch.abort_part,
+                    complete=False,
+                    reason=f"aborted after {failed.service.label} failed: {failed.message}",
+                    aborted_by=dispatch.abort_part,
                 )
             else:
-                end = RunEnd(True)
+                end = RunEnd(complete=True)
         finally:
             # Runs on external cancellation too: synchronous, so it cannot be interrupted.
             reason = end.reason if end is not None else "fan-out cancelled"
@@ -116,8 +116,9 @@ class Runner:
 
     async def execute(self, job: Job, policy: ErrorPolicy) -> Part:
         """Send one job's request with retries, parse the answer off the loop, judge it."""
-        assert job.request is not None
-        assert job.spec is not None
+        if job.request is None or job.spec is None:  # pragma: no cover - planner guarantees
+            raise RuntimeError(f"job {job.index} has nothing to send")
+        request, spec = job.request, job.spec
         config = self.config
         host = job.host
         breaker = self.breakers[host] if self.breakers.enabled else None
@@ -160,7 +161,7 @@ class Runner:
                     response = None
                     try:
                         response = await self.transport.send(
-                            job.request,
+                            request,
                             timeouts=config.timeouts,
                             max_bytes=config.limits.max_response_bytes,
                         )
@@ -179,7 +180,7 @@ class Runner:
                     if breaker is not None:
                         breaker.record_success(anyio.current_time())
                     parsed = await anyio.to_thread.run_sync(
-                        job.spec.parse_response,
+                        spec.parse_response,
                         response,
                         config.limits.max_response_bytes,
                         limiter=self.parse_limiter,
@@ -197,10 +198,11 @@ class Runner:
                 http_status=exc.status if exc.status is not None else _status_of(response),
                 error_type=type(exc).__name__,
                 message=exc.message,
-                url=exc.url or (response.url if response is not None else job.request.url),
+                url=exc.url or (response.url if response is not None else request.url),
             )
             return Part(job.index, outcome)
-        assert response is not None
+        if response is None:  # pragma: no cover - stamina returns only after a success
+            raise RuntimeError("retry loop ended without a response")
         return Part(job.index, _success(job, parsed, response, attempts, started), parsed.tables)
 
     def _judge_host(self, breaker: CircuitBreaker | None, host: str, exc: ServiceError) -> None:
@@ -223,9 +225,9 @@ def _status_of(response: Response | None) -> int | None:
     return response.status if response is not None else None
 
 
-def _success(job: Job, parsed: Parsed, response: Response, attempts: int, started: float) -> (
-    ServiceOutcome
-):
+def _success(
+    job: Job, parsed: Parsed, response: Response, attempts: int, started: float
+) -> ServiceOutcome:
     rows = parsed.rows
     if parsed.status is QueryStatus.OVERFLOW:
         status = Status.OVERFLOW

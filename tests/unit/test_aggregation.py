@@ -167,3 +167,13 @@ def test_merge_keeps_every_value(data, n_tables):
                 else:
                     assert cell == expected
         offset += len(table)
+
+
+def test_variable_length_text_merges_as_text():
+    """astropy's object-dtype char columns merge with longs as text, nulls kept masked."""
+    text = MaskedColumn(np.array(["J05+22", None], dtype=object), mask=[False, True])
+    a = Table({"id": text})
+    b = Table({"id": np.array([7], dtype=np.int64)})
+    out = merge_tables([(a, svc(0)), (b, svc(1))])
+    assert out["id"].dtype.kind == "U"
+    assert list(out["id"].filled("?")) == ["J05+22", "?", "7"]

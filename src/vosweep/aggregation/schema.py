@@ -48,6 +48,27 @@ class ColumnPlan:
     note: str | None = None
 
 
+def _effective_dtype(column: Any) -> np.dtype[Any]:
+    """The column's dtype, reading object columns that hold only text as text.
+
+    astropy gives variable-length ``char`` VOTable fields an object dtype; they are text,
+    and must merge as text with the fixed-width ``char`` columns of other services.
+    """
+    dtype = np.dtype(column.dtype)
+    if dtype.kind != "O" or column.ndim != 1:
+        return dtype
+    values = np.ma.getdata(column)
+    mask = np.ma.getmaskarray(column)
+    width = 1
+    for value, masked in zip(values, mask, strict=True):
+        if masked or value is None:
+            continue
+        if not isinstance(value, str):
+            return dtype
+        width = max(width, len(value))
+    return np.dtype(f"U{width}")
+
+
 def _text_width(dtype: np.dtype[Any]) -> int:
     if dtype.kind == "U":
         return dtype.itemsize // 4
@@ -62,7 +83,7 @@ def _text_width(dtype: np.dtype[Any]) -> int:
 
 def plan_column(name: str, columns: Sequence[Any]) -> ColumnPlan:
     """Decide the output type, unit and metadata of column *name* from its inputs."""
-    dtypes = [np.dtype(c.dtype) for c in columns]
+    dtypes = [_effective_dtype(c) for c in columns]
     kinds = {d.kind for d in dtypes}
     shapes = {tuple(c.shape[1:]) for c in columns}
     note = None

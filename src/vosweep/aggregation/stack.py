@@ -120,7 +120,7 @@ def _build_column(
             for j, value in enumerate(values):
                 data[start + j] = value
         elif plan.dtype.kind == "U" and values.dtype.kind != "U":
-            data[start:stop] = _as_text(values)
+            data[start:stop] = _as_text(values, np.ma.getmaskarray(column))
         else:
             data[start:stop] = values
         column_mask: Any = np.ma.getmaskarray(column)
@@ -141,7 +141,10 @@ def _build_column(
     return Column(data, **common)
 
 
-def _as_text(values: Any) -> Any:
+def _as_text(values: Any, mask: Any) -> Any:
     if values.dtype.kind == "S":
         return np.char.decode(values, "utf-8", errors="replace")
+    if values.dtype.kind == "O":
+        # Masked cells of object columns may hold None or junk: write "" under the mask.
+        return np.array(["" if m or v is None else str(v) for v, m in zip(values, mask)])
     return values.astype(str)

@@ -172,13 +172,14 @@ def _map_errors(url: str, timeouts: Timeouts) -> Iterator[None]:
         raise TransportError(
             f"invalid HTTP response: {exc.message}", url=url, status=exc.status or None
         ) from exc
-    except (aiohttp.ClientError, OSError) as exc:
-        raise TransportError(_describe(exc), url=url) from exc
     except TimeoutError as exc:
-        # aiohttp signals the attempt's total limit with a plain TimeoutError.
+        # aiohttp signals the attempt's total limit with a plain TimeoutError, which is
+        # an OSError too: it must be caught before the OSError branch below.
         raise ServiceTimeout(
             f"attempt took longer than {timeouts.attempt} s", phase="total", url=url
         ) from exc
+    except (aiohttp.ClientError, OSError) as exc:
+        raise TransportError(_describe(exc), url=url) from exc
     except asyncio.IncompleteReadError as exc:  # pragma: no cover - aiohttp wraps these
         raise TransportError(f"connection closed early: {exc}", url=url) from exc
 

@@ -14,9 +14,11 @@ from collections import Counter
 import anyio
 import numpy as np
 import pytest
+from aiohttp import web
 
 import vosweep
 from vosweep.testing import (
+    DEFAULT_MIX,
     Behaviour,
     SimulatedVO,
     build_fleet,
@@ -181,7 +183,7 @@ async def test_refused_connections_on_a_dead_host(no_backoff):
 async def test_deadline_keeps_answers_and_closes_connections():
     """A deadline cuts hung services within a second and loses none of the answers."""
     fleet = build_fleet(30, 3, seed=11, latency_median=0.02)
-    fleet = override_fleet(fleet, services={i: Behaviour.HANG for i in range(0, 30, 5)})
+    fleet = override_fleet(fleet, services=dict.fromkeys(range(0, 30, 5), Behaviour.HANG))
     timeouts = vosweep.Timeouts(attempt=60, read=60, connect=5)
     async with SimulatedVO(fleet) as sim:
         async with engine(timeouts=timeouts) as e:
@@ -206,7 +208,7 @@ async def test_task_cancellation_is_prompt_and_leaks_nothing():
     """Cancelling the caller's task stops everything within a second; no task is left."""
     fleet = override_fleet(
         build_fleet(20, 4, seed=4, latency_median=0.01),
-        services={i: Behaviour.DRIP for i in range(10, 20)},
+        services=dict.fromkeys(range(10, 20), Behaviour.DRIP),
     )
     before = set(asyncio.all_tasks())
     async with SimulatedVO(fleet) as sim:
@@ -243,11 +245,9 @@ async def test_stream_yields_parts_as_they_arrive():
     fleet = build_fleet(12, 3, seed=9, latency_median=0.01)
     fleet = override_fleet(fleet, services={0: {"latency": 0.8}})
     async with SimulatedVO(fleet) as sim, engine() as e:
-        arrivals = []
         t0 = time.perf_counter()
         async with e.stream(sim.targets(), CONE) as parts:
-            async for part in parts:
-                arrivals.append((part.index, time.perf_counter() - t0))
+            arrivals = [(part.index, time.perf_counter() - t0) async for part in parts]
         result = parts.result()
     assert arrivals[-1][0] == 0
     assert all(t < 0.6 for i, t in arrivals if i != 0)
@@ -270,8 +270,6 @@ async def test_abort_policy_over_http(no_backoff):
 
 async def test_user_agent_and_gzip_are_sent():
     """Requests carry the IVOA softid User-Agent and accept gzip."""
-    from aiohttp import web
-
     seen: dict[str, str] = {}
 
     async def handler(request: web.Request) -> web.Response:
@@ -298,8 +296,6 @@ async def test_user_agent_and_gzip_are_sent():
 
 async def test_partial_results_are_what_the_servers_sent():
     """A realistic mixed fleet: every healthy service's rows are in the merged table."""
-    from vosweep.testing import DEFAULT_MIX
-
     fleet = build_fleet(120, 5, seed=21, latency_median=0.02, mix=DEFAULT_MIX)
     fleet = [
         s.model_copy(

@@ -1,1 +1,45 @@
-"""Test kit (placeholder until the simulator lands)."""
+"""vosweep's test kit: a simulated Virtual Observatory made of real servers on loopback.
+
+`SimulatedVO` starts one aiohttp server per simulated host (host *k* on 127.0.0.(k+1)),
+each serving many services whose `ServiceProfile` says how they misbehave: hangs, slow
+drips, 5xx, 503/429 with Retry-After, resets, broken or truncated VOTables, overflows,
+redirect loops, huge answers... Server-side counters (`SimStats`) prove what a client
+did: how many requests it had in flight per host, how many rows it was sent.
+`SimProcess` runs the same simulator in a child process for benchmarks.
+"""
+
+from __future__ import annotations
+
+from vosweep.testing._process import SimProcess as SimProcess
+from vosweep.testing._profiles import DEFAULT_MIX as DEFAULT_MIX
+from vosweep.testing._profiles import Behaviour as Behaviour
+from vosweep.testing._profiles import ServiceProfile as ServiceProfile
+from vosweep.testing._profiles import ServiceSpec as ServiceSpec
+from vosweep.testing._profiles import build_fleet as build_fleet
+from vosweep.testing._profiles import override_fleet as override_fleet
+from vosweep.testing._scs import expected_rows as expected_rows
+from vosweep.testing._sim import SimHost as SimHost
+from vosweep.testing._sim import SimManifest as SimManifest
+from vosweep.testing._sim import SimService as SimService
+from vosweep.testing._sim import SimulatedVO as SimulatedVO
+from vosweep.testing._stats import HostStats as HostStats
+from vosweep.testing._stats import ServiceStats as ServiceStats
+from vosweep.testing._stats import SimStats as SimStats
+
+__all__ = [
+    "DEFAULT_MIX",
+    "Behaviour",
+    "HostStats",
+    "ServiceProfile",
+    "ServiceSpec",
+    "ServiceStats",
+    "SimHost",
+    "SimManifest",
+    "SimProcess",
+    "SimService",
+    "SimStats",
+    "SimulatedVO",
+    "build_fleet",
+    "expected_rows",
+    "override_fleet",
+]

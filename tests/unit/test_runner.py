@@ -196,6 +196,30 @@ class TestRetries:
         assert result.outcomes[0].attempts == 2
         assert 1.0 <= elapsed < 2.0
 
+    async def test_backoff_gives_the_host_slot_away(self):
+        """While one request waits out a Retry-After, its host slot serves others."""
+        finished: dict[int, float] = {}
+        calls: Counter[int] = Counter()
+        t0 = time.perf_counter()
+
+        async def handler(request: Request) -> Response:
+            index = int(request.url.split("/scs/")[1].split("?")[0])
+            calls[index] += 1
+            await anyio.sleep(0.05)
+            if index == 0 and calls[index] == 1:
+                return Response(url=request.url, status=503, headers={"retry-after": "1"})
+            finished[index] = time.perf_counter() - t0
+            return ok(request)
+
+        limits = vosweep.Limits(per_host=1)
+        async with engine(handler, limits=limits, retry=vosweep.RetryPolicy(wait_jitter=0)) as e:
+            result = await e.fanout(services(6), CONE)
+            peak = e.statistics().limits.peak_by_host
+        assert all(o.status is vosweep.Status.OK for o in result.outcomes)
+        assert max(finished[i] for i in range(1, 6)) < 0.8  # done during the 1 s wait
+        assert finished[0] >= 1.0
+        assert peak == {"h0.test": 1}
+
     async def test_error_policy_retry_n(self, no_backoff):
         """retry5 allows 6 attempts."""
         sent = 0

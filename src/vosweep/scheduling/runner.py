@@ -114,8 +114,13 @@ class Runner:
             dispatch.cancel_rest(reason or "fan-out cancelled", remaining)
         return end
 
-    async def execute(self, job: Job, policy: ErrorPolicy) -> Part:
-        """Send one job's request with retries, parse the answer off the loop, judge it."""
+    async def execute(self, job: Job, policy: ErrorPolicy, slot: Slot | None = None) -> Part:
+        """Send one job's request with retries, parse the answer off the loop, judge it.
+
+        The job's host slot (*slot*) is given back while it backs off between attempts and
+        taken again before the next one: a request sleeping on a Retry-After asks nothing
+        of the server, and its slot is better used by another request meanwhile.
+        """
         if job.request is None or job.spec is None:  # pragma: no cover - planner guarantees
             raise RuntimeError(f"job {job.index} has nothing to send")
         request, spec = job.request, job.spec
@@ -137,6 +142,8 @@ class Runner:
                 return False
             if not self.budget.try_spend(host):
                 return False
+            if slot is not None:
+                slot.release()
             _log.get_logger().debug(
                 _log.FETCH_RETRY,
                 service=job.service.label,
@@ -156,6 +163,8 @@ class Runner:
                 wait_max=config.retry.wait_max,
                 wait_jitter=config.retry.wait_jitter,
             ):
+                if slot is not None:
+                    await slot.reacquire()
                 with attempt:
                     attempts += 1
                     response = None
@@ -259,6 +268,29 @@ def _not_sent(job: Job, status: Status, message: str, error_type: str | None = N
     return Part(job.index, outcome)
 
 
+class Slot:
+    """One job's hold on its host's concurrency slot."""
+
+    __slots__ = ("_dispatch", "holding", "host")
+
+    def __init__(self, dispatch: _Dispatch, host: str) -> None:
+        self._dispatch = dispatch
+        self.host = host
+        self.holding = True
+
+    def release(self) -> None:
+        """Give the slot back (idempotent)."""
+        if self.holding:
+            self.holding = False
+            self._dispatch.release_slot(self.host)
+
+    async def reacquire(self) -> None:
+        """Take a slot again, waiting for one; waiting retries go before new requests."""
+        if not self.holding:
+            await self._dispatch.acquire_slot(self.host)
+            self.holding = True
+
+
 class _Dispatch:
     """One fan-out's admission loop (see the module docstring)."""
 
@@ -287,6 +319,8 @@ class _Dispatch:
         self.probes: set[int] = set()
         self.pending_parts: list[Part] = []
         self.interrupted: list[Job] = []
+        # Retrying jobs waiting to get their host slot back, served before new jobs.
+        self.waiters: dict[str, deque[anyio.Event]] = {}
         self.abort_part: Part | None = None
         self.wake = anyio.Event()
 
@@ -336,7 +370,17 @@ class _Dispatch:
         for host in list(self.ready):
             if not limits.has_global_room():
                 break
-            queue = self.queues[host]
+            waiting = self.waiters.get(host)
+            while waiting and limits.can_start(host):
+                limits.acquire(host)
+                waiting.popleft().set()
+            if waiting is not None and not waiting:
+                del self.waiters[host]
+            queue = self.queues.get(host)
+            if queue is None:
+                if host not in self.waiters or not limits.can_start(host):
+                    del self.ready[host]
+                continue
             state = self._breaker_state(host)
             if state is BreakerState.OPEN:
                 while queue:
@@ -348,16 +392,18 @@ class _Dispatch:
                     breaker.start_probe()
                     self._start(tg, queue.popleft(), probe=True)
                 # Others wait for the probe's verdict; its end wakes us.
-                del self.ready[host]
                 if not queue:
                     del self.queues[host]
+                if host not in self.waiters:
+                    del self.ready[host]
                 continue
             else:
                 while queue and limits.can_start(host):
                     self._start(tg, queue.popleft(), probe=False)
             if not queue:
                 del self.queues[host]
-                del self.ready[host]
+                if host not in self.waiters:
+                    del self.ready[host]
             elif not limits.can_start(host) and limits.has_global_room():
                 del self.ready[host]  # at its cap: a finishing job puts it back
             else:
@@ -373,13 +419,15 @@ class _Dispatch:
 
     async def _run_job(self, job: Job) -> None:
         part: Part | None = None
+        slot = Slot(self, job.host)
         try:
-            part = await self.runner.execute(job, self.policy)
+            part = await self.runner.execute(job, self.policy, slot)
         except anyio.get_cancelled_exc_class():
             # Reported by cancel_rest(), which knows why (deadline, abort, cancel).
             self.interrupted.append(job)
             raise
         finally:
+            slot.release()
             self._job_ended(job, finished=part is not None)
         self.record(part)
         if self.policy.action == "abort" and part.outcome.status.failed and not self.abort_part:
@@ -387,9 +435,34 @@ class _Dispatch:
             self.wake.set()
         await self.deliver(part)
 
+    def release_slot(self, host: str) -> None:
+        """A job gave its host slot back: the host may take more work."""
+        self.runner.limits.release(host)
+        if host in self.queues or host in self.waiters:
+            self.ready[host] = None
+        self.wake.set()
+
+    async def acquire_slot(self, host: str) -> None:
+        """Wait for a slot on *host* (for a retry); the dispatcher hands it over."""
+        limits = self.runner.limits
+        if limits.can_start(host) and not self.waiters.get(host):
+            limits.acquire(host)
+            return
+        event = anyio.Event()
+        self.waiters.setdefault(host, deque()).append(event)
+        self.ready[host] = None
+        self.wake.set()
+        try:
+            await event.wait()
+        except anyio.get_cancelled_exc_class():
+            if event.is_set():
+                self.release_slot(host)  # handed over just as we were cancelled
+            else:
+                self.waiters[host].remove(event)
+            raise
+
     def _job_ended(self, job: Job, *, finished: bool) -> None:
         host = job.host
-        self.runner.limits.release(host)
         del self.in_flight[job.index]
         if job.index in self.probes:
             self.probes.discard(job.index)

@@ -54,7 +54,7 @@ def _effective_dtype(column: Any) -> np.dtype[Any]:
     astropy gives variable-length ``char`` VOTable fields an object dtype; they are text,
     and must merge as text with the fixed-width ``char`` columns of other services.
     """
-    dtype = np.dtype(column.dtype)
+    dtype: np.dtype[Any] = np.dtype(column.dtype)
     if dtype.kind != "O" or column.ndim != 1:
         return dtype
     values = np.ma.getdata(column)

@@ -146,5 +146,5 @@ def _as_text(values: Any, mask: Any) -> Any:
         return np.char.decode(values, "utf-8", errors="replace")
     if values.dtype.kind == "O":
         # Masked cells of object columns may hold None or junk: write "" under the mask.
-        return np.array(["" if m or v is None else str(v) for v, m in zip(values, mask)])
+        return np.array(["" if m or v is None else str(v) for v, m in zip(values, mask, strict=True)])
     return values.astype(str)

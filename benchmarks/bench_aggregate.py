@@ -75,8 +75,9 @@ def pyarrow_concat(chunks: list[tuple[Table, vosweep.Service]]) -> Table:
         data["service_name"] = np.full(len(table), service.label)
         arrow.append(pa.table(data))
     merged = pa.concat_tables(arrow, promote_options="permissive")
-    return Table({name: merged.column(name).to_numpy(zero_copy_only=False)
-                  for name in merged.column_names})
+    return Table(
+        {name: merged.column(name).to_numpy(zero_copy_only=False) for name in merged.column_names}
+    )
 
 
 def vosweep_merge(chunks: list[tuple[Table, vosweep.Service]]) -> Table:
@@ -106,8 +107,12 @@ def main() -> None:
     parser.add_argument("--sizes", default="250,1000,4000", help="tables per merge")
     parser.add_argument("--rows", type=int, default=50, help="rows per table")
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--max-naive", type=int, default=1000,
-                        help="skip the quadratic per-arrival vstack above this many tables")
+    parser.add_argument(
+        "--max-naive",
+        type=int,
+        default=1000,
+        help="skip the quadratic per-arrival vstack above this many tables",
+    )
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     lines = [
@@ -126,7 +131,7 @@ def main() -> None:
                 timings[name].append(None)
                 continue
             assert len(fn(chunks)) == expected
-            timings[name].append(best_of(lambda fn=fn: fn(chunks), args.repeat))
+            timings[name].append(best_of(lambda fn=fn, c=chunks: fn(c), args.repeat))
     base = timings["vosweep merge_tables"][-1]
     for name, values in timings.items():
         cells = [f"{v * 1e3:.1f} ms" if v is not None else "skipped" for v in values]
@@ -137,9 +142,14 @@ def main() -> None:
         (v / n * 1e6) if v is not None else None
         for v, n in zip(timings["vosweep merge_tables"], sizes, strict=True)
     ]
-    lines += ["", "vosweep cost per table: " + ", ".join(
-        f"N={n}: {p:.0f} us" for n, p in zip(sizes, per_table, strict=True) if p is not None
-    ) + " (flat = linear in the number of tables)"]
+    lines += [
+        "",
+        "vosweep cost per table: "
+        + ", ".join(
+            f"N={n}: {p:.0f} us" for n, p in zip(sizes, per_table, strict=True) if p is not None
+        )
+        + " (flat = linear in the number of tables)",
+    ]
     text = "\n".join(lines)
     print(text)
     RESULTS.mkdir(exist_ok=True)

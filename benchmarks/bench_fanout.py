@@ -17,7 +17,6 @@ client gets the same per-request timeout. Reported:
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -50,7 +49,9 @@ MIX = {
 # --------------------------------------------------------------------------- ideal bound
 
 
-def service_time(spec: ServiceSpec, timeout: float, retry: vosweep.RetryPolicy) -> tuple[float, float]:
+def service_time(
+    spec: ServiceSpec, timeout: float, retry: vosweep.RetryPolicy
+) -> tuple[float, float]:
     """(time the service's host spends on it, shortest possible chain for it)."""
     p = spec.profile
     if p.behaviour in (Behaviour.HANG, Behaviour.DRIP):
@@ -71,13 +72,15 @@ def ideal_bound(
         busy, chain = service_time(spec, timeout, retry)
         load[spec.host_index] = load.get(spec.host_index, 0.0) + busy
         longest = max(longest, chain)
-    return max(max(v / per_host for v in load.values()), longest)
+    return max(*(v / per_host for v in load.values()), longest)
 
 
 # --------------------------------------------------------------------------- vosweep
 
 
-async def run_vosweep(targets: list[vosweep.Service], config: vosweep.EngineConfig) -> dict[str, Any]:
+async def run_vosweep(
+    targets: list[vosweep.Service], config: vosweep.EngineConfig
+) -> dict[str, Any]:
     lags: list[float] = []
     done = anyio.Event()
 
@@ -129,7 +132,7 @@ def pyvo_one(url: str, timeout: float) -> int:
     try:
         service = pyvo.dal.SCSService(url, session=session)
         return len(service.search((CONE.ra, CONE.dec), CONE.radius))
-    except Exception:  # noqa: BLE001 - the pattern being measured
+    except Exception:
         return -1
     finally:
         session.close()
@@ -154,14 +157,26 @@ def run_pyvo_threads(urls: Sequence[str], timeout: float, threads: int = 32) -> 
 
 def sweep_scenario(args: argparse.Namespace, main_share: float, label: str) -> list[str]:
     fleet = build_fleet(
-        args.services, args.hosts, seed=2026, latency_median=0.2, latency_sigma=0.6,
-        mix=MIX, main_host_share=main_share,
+        args.services,
+        args.hosts,
+        seed=2026,
+        latency_median=0.2,
+        latency_sigma=0.6,
+        mix=MIX,
+        main_host_share=main_share,
     )
-    fleet = override_fleet(fleet, services={s.index: {"max_hang": 3 * args.timeout}
-                                            for s in fleet if s.profile.behaviour is Behaviour.HANG})
+    fleet = override_fleet(
+        fleet,
+        services={
+            s.index: {"max_hang": 3 * args.timeout}
+            for s in fleet
+            if s.profile.behaviour is Behaviour.HANG
+        },
+    )
     timeouts = vosweep.Timeouts(connect=args.timeout, read=args.timeout, attempt=args.timeout)
-    config = vosweep.EngineConfig(timeouts=timeouts, user_agent_purpose="test",
-                                  breaker=vosweep.BreakerPolicy(enabled=False))
+    config = vosweep.EngineConfig(
+        timeouts=timeouts, user_agent_purpose="test", breaker=vosweep.BreakerPolicy(enabled=False)
+    )
     ideal = ideal_bound(fleet, args.timeout, config.limits.per_host, config.retry)
     lines: list[str] = []
     with SimProcess(fleet) as sim:
@@ -184,8 +199,10 @@ def sweep_scenario(args: argparse.Namespace, main_share: float, label: str) -> l
             thr_peak = sim.stats().max_in_flight_per_host
     host_share = max(np.bincount([s.host_index for s in fleet])) / len(fleet)
     lines += [
-        f"### {label}: {args.services} services on {args.hosts} hosts "
-        f"(largest host {host_share:.0%}), timeout {args.timeout:g} s",
+        (
+            f"### {label}: {args.services} services on {args.hosts} hosts "
+            f"(largest host {host_share:.0%}), timeout {args.timeout:g} s"
+        ),
         "",
         "| client | wall | vs ideal | vosweep speed-up | peak requests on one host |",
         "|---|---:|---:|---:|---:|",
@@ -193,14 +210,20 @@ def sweep_scenario(args: argparse.Namespace, main_share: float, label: str) -> l
         f"| **vosweep** | **{v['wall']:.1f} s** | **{v['wall'] / ideal:.2f}** | 1x | {v_peak} |",
     ]
     if seq is not None:
-        lines.append(f"| pyvo sequential loop ({seq_note}) | {seq:.0f} s | {seq / ideal:.1f} | "
-                     f"**{seq / v['wall']:.0f}x** | 1 |")
-        lines.append(f"| pyvo + 32 threads | {thr:.1f} s | {thr / ideal:.2f} | "
-                     f"{thr / v['wall']:.1f}x | {thr_peak} |")
+        lines.append(
+            f"| pyvo sequential loop ({seq_note}) | {seq:.0f} s | {seq / ideal:.1f} | "
+            f"**{seq / v['wall']:.0f}x** | 1 |"
+        )
+        lines.append(
+            f"| pyvo + 32 threads | {thr:.1f} s | {thr / ideal:.2f} | "
+            f"{thr / v['wall']:.1f}x | {thr_peak} |"
+        )
     lines += [
         "",
-        f"vosweep outcomes: {v['counts']}; rows {v['rows']}; client CPU {v['cpu']:.1f} s; "
-        f"event-loop lag max {v['lag_max'] * 1e3:.1f} ms, p99 {v['lag_p99'] * 1e3:.1f} ms.",
+        (
+            f"vosweep outcomes: {v['counts']}; rows {v['rows']}; client CPU {v['cpu']:.1f} s; "
+            f"event-loop lag max {v['lag_max'] * 1e3:.1f} ms, p99 {v['lag_p99'] * 1e3:.1f} ms."
+        ),
         "",
     ]
     return lines
@@ -208,8 +231,9 @@ def sweep_scenario(args: argparse.Namespace, main_share: float, label: str) -> l
 
 def overhead_scenario(args: argparse.Namespace) -> list[str]:
     n = args.zero_services
-    fleet = build_fleet(n, 10, seed=7, latency_median=0.0, latency_sigma=0.0,
-                        density_range=(1.0, 300.0))
+    fleet = build_fleet(
+        n, 10, seed=7, latency_median=0.0, latency_sigma=0.0, density_range=(1.0, 300.0)
+    )
     config = vosweep.EngineConfig(user_agent_purpose="test")
     with SimProcess(fleet) as sim:
         targets = sim.targets()
@@ -227,11 +251,15 @@ def overhead_scenario(args: argparse.Namespace) -> list[str]:
         "| client | wall per request | client CPU per request |",
         "|---|---:|---:|",
         f"| vosweep | {v['wall'] / n * 1e6:.0f} us | {v['cpu'] / n * 1e6:.0f} us |",
-        f"| pyvo sequential ({len(sample)} requests) | {pyvo_wall * 1e6:.0f} us | "
-        f"{pyvo_cpu * 1e6:.0f} us |",
+        (
+            f"| pyvo sequential ({len(sample)} requests) | {pyvo_wall * 1e6:.0f} us | "
+            f"{pyvo_cpu * 1e6:.0f} us |"
+        ),
         "",
-        f"Event-loop lag during that sweep: max {v['lag_max'] * 1e3:.1f} ms, "
-        f"p99 {v['lag_p99'] * 1e3:.1f} ms.",
+        (
+            f"Event-loop lag during that sweep: max {v['lag_max'] * 1e3:.1f} ms, "
+            f"p99 {v['lag_p99'] * 1e3:.1f} ms."
+        ),
         "",
     ]
 
@@ -241,8 +269,12 @@ def main() -> None:
     parser.add_argument("--services", type=int, default=1000)
     parser.add_argument("--hosts", type=int, default=20)
     parser.add_argument("--timeout", type=float, default=10.0)
-    parser.add_argument("--sample", type=int, default=100,
-                        help="services in the sequential pyvo sample (see --full)")
+    parser.add_argument(
+        "--sample",
+        type=int,
+        default=100,
+        help="services in the sequential pyvo sample (see --full)",
+    )
     parser.add_argument("--full", action="store_true", help="run pyvo's sequential loop in full")
     parser.add_argument("--skip-pyvo", action="store_true")
     parser.add_argument("--zero-services", type=int, default=2000)

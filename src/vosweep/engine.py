@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
@@ -29,6 +30,24 @@ from vosweep.transport.base import Transport
 from vosweep.transport.http import AiohttpTransport
 
 __all__ = ["Engine", "EngineStatistics", "SweepStream", "fanout", "fanout_sync"]
+
+
+class _GCFreeze:
+    """Reference-counted `gc.freeze`: frozen while at least one engine asks for it."""
+
+    holders = 0
+
+    @classmethod
+    def acquire(cls) -> None:
+        if cls.holders == 0:
+            gc.freeze()
+        cls.holders += 1
+
+    @classmethod
+    def release(cls) -> None:
+        cls.holders -= 1
+        if cls.holders == 0:
+            gc.unfreeze()
 
 
 class _State(Enum):
@@ -117,6 +136,8 @@ class Engine:
             )
         self._runner = Runner(self._transport, self.config)
         self._state = _State.OPENED
+        if self.config.freeze_gc:
+            _GCFreeze.acquire()
         return self
 
     async def __aexit__(
@@ -126,6 +147,8 @@ class Engine:
         tb: TracebackType | None,
     ) -> None:
         self._state = _State.CLOSED
+        if self.config.freeze_gc:
+            _GCFreeze.release()
         if self._transport is not None and self._owns_transport:
             with anyio.CancelScope(shield=True):
                 await self._transport.aclose()
@@ -205,6 +228,7 @@ class Engine:
 
         async def deliver(part: Part) -> None:
             del part  # recorded already; nobody streams here
+            await collector.compact(runner.parse_limiter)
 
         try:
             end = await runner.run(
@@ -279,6 +303,7 @@ class Engine:
         parts = SweepStream(receive, collector, time.perf_counter())
 
         async def deliver(part: Part) -> None:
+            await collector.compact(runner.parse_limiter)
             # If the consumer left, the part is recorded all the same.
             with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
                 await send.send(part)

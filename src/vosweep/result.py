@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
+import anyio
 from astropy.table import Table
 
 from vosweep import _log
@@ -165,6 +166,12 @@ class Collector:
         )
         if self._on_part is not None:
             self._on_part(part)
+
+    async def compact(self, limiter: anyio.CapacityLimiter) -> None:
+        """Run due table compactions in a worker thread, never on the event loop."""
+        while (job := self.stacker.compaction()) is not None:
+            merged = await anyio.to_thread.run_sync(job.run, limiter=limiter)
+            job.finish(merged)
 
     def outcomes(self) -> Iterator[ServiceOutcome]:
         """Outcomes in target order."""

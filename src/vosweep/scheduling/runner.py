@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import anyio
+import anyio.lowlevel
 import stamina
 from anyio.abc import TaskGroup
 
@@ -36,6 +37,9 @@ if TYPE_CHECKING:
     from vosweep.transport.base import Transport
 
 __all__ = ["RunEnd", "Runner"]
+
+#: Jobs planned per dispatcher step: planning 100,000 targets at once would block the loop.
+_REFILL_BATCH = 64
 
 Record = Callable[[Part], None]
 Deliver = Callable[[Part], Awaitable[None]]
@@ -327,7 +331,7 @@ class _Dispatch:
     async def run(self) -> None:
         async with anyio.create_task_group() as tg:
             while True:
-                self._refill()
+                more = self._refill()
                 self._dispatch(tg)
                 await self._flush_pending()
                 if self.abort_part is not None:
@@ -335,21 +339,26 @@ class _Dispatch:
                     return
                 if self.exhausted and not self.buffered and not self.in_flight:
                     return
-                if not self.in_flight:
-                    continue  # skipped jobs freed the buffer: read on
+                if more or not self.in_flight:
+                    # Planning is CPU work: let the loop breathe between batches.
+                    await anyio.lowlevel.checkpoint()
+                    continue
                 await self.wake.wait()
                 self.wake = anyio.Event()
 
-    def _refill(self) -> None:
+    def _refill(self) -> bool:
+        """Read planned jobs into the host queues; True if stopped only by the batch size."""
         limits = self.runner.limits
-        while not self.exhausted and self.buffered < self.hard_cap:
+        for _ in range(_REFILL_BATCH):
+            if self.exhausted or self.buffered >= self.hard_cap:
+                return False
             if self.buffered >= self.soft_cap and (not limits.has_global_room() or self.ready):
                 # Past the soft cap, read on only while slots would otherwise sit idle.
-                break
+                return False
             job = next(self.jobs, None)
             if job is None:
                 self.exhausted = True
-                break
+                return False
             if job.skip_reason is not None:
                 self._finish_unsent(_not_sent(job, Status.SKIPPED, job.skip_reason))
                 continue
@@ -363,6 +372,7 @@ class _Dispatch:
             queue.append(job)
             self.buffered += 1
             self.ready[host] = None
+        return True
 
     def _dispatch(self, tg: TaskGroup) -> None:
         runner = self.runner

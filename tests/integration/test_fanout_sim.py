@@ -148,6 +148,7 @@ async def test_limits_hold_on_the_server_side():
     assert result.counts()[vosweep.Status.OK] + result.counts()[vosweep.Status.EMPTY] == 240
     peaks = [h.max_in_flight for h in stats.hosts]
     assert max(peaks) == 3  # reached, never passed
+    assert stats.max_in_flight == 12  # the global limit too, seen from the servers
     assert sum(h.requests for h in stats.hosts) == 240
 
 

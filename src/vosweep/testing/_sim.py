@@ -535,6 +535,8 @@ class SimulatedVO:
         self._admin = admin
         self._shutdown_timeout = shutdown_timeout
         self._hosts: dict[int, _HostState] = {}
+        # Every request of the whole fleet: its peak is what a global limit must bound.
+        self._total = Counter()
         self._services: dict[int, _ServiceState] = {}
         self._admin_runner: web.AppRunner | None = None
         self._admin_url = ""
@@ -660,6 +662,7 @@ class SimulatedVO:
         subpath = "/" + segments[3] if len(segments) > 3 else ""
         state = host.services.get(base)
         outcome = _Outcome()
+        self._total.begin()
         host.counter.begin()
         if state is not None:
             state.counter.begin()
@@ -668,6 +671,7 @@ class SimulatedVO:
                 return await _not_found(request, outcome)
             return await self._serve(_Exchange(request, state, self, subpath, outcome))
         finally:
+            self._total.end(completed=outcome.completed, rows=outcome.rows)
             host.counter.end(completed=outcome.completed, rows=outcome.rows)
             if state is not None:
                 state.counter.end(completed=outcome.completed, rows=outcome.rows)
@@ -776,10 +780,12 @@ class SimulatedVO:
                 )
                 for state in self._services.values()
             ),
+            max_in_flight=self._total.max_in_flight,
         )
 
     def reset_stats(self) -> None:
         """Zero every counter (in-flight requests stay counted) and restart ``fail_times``."""
+        self._total.reset()
         for host in self._hosts.values():
             host.counter.reset()
         for service in self._services.values():

@@ -105,10 +105,13 @@ class SimStats(BaseModel, frozen=True, extra="forbid"):
     Attributes:
         hosts: One entry per host, by host index.
         services: One entry per service, by service index.
+        max_in_flight: Peak of requests in handlers at once over the whole fleet: what a
+            client's global limit must bound.
     """
 
     hosts: tuple[HostStats, ...]
     services: tuple[ServiceStats, ...]
+    max_in_flight: int = 0
 
     def host(self, index: int) -> HostStats:
         """The counters of host *index*."""

@@ -122,8 +122,9 @@ class Runner:
         """Send one job's request with retries, parse the answer off the loop, judge it.
 
         The job's host slot (*slot*) is given back while it backs off between attempts and
-        taken again before the next one: a request sleeping on a Retry-After asks nothing
-        of the server, and its slot is better used by another request meanwhile.
+        taken again before the next one, and given back for good once the body is in: a
+        request sleeping on a Retry-After or waiting for the parser asks nothing of the
+        server, and its slot is better used by another request meanwhile.
         """
         if job.request is None or job.spec is None:  # pragma: no cover - planner guarantees
             raise RuntimeError(f"job {job.index} has nothing to send")
@@ -192,6 +193,9 @@ class Runner:
                         raise
                     if breaker is not None:
                         breaker.record_success(anyio.current_time())
+                    if slot is not None:
+                        # The server's part is done: parsing must not hold its slot.
+                        slot.release()
                     parsed = await anyio.to_thread.run_sync(
                         spec.parse_response,
                         response,

@@ -318,6 +318,9 @@ class _Dispatch:
         lookahead = runner.config.limits.lookahead
         self.soft_cap = lookahead
         self.hard_cap = 4 * lookahead
+        # Jobs give their host slot back before parsing; this bounds those waiting for the
+        # parser (and their bodies in memory) when the network outpaces the decoder.
+        self.max_tasks = 2 * runner.config.limits.total
         self.queues: dict[str, deque[Job]] = {}
         # Hosts with queued jobs that may have room; ordered for round-robin fairness.
         self.ready: OrderedDict[str, None] = OrderedDict()
@@ -382,7 +385,7 @@ class _Dispatch:
         runner = self.runner
         limits = runner.limits
         for host in list(self.ready):
-            if not limits.has_global_room():
+            if not limits.has_global_room() or len(self.in_flight) >= self.max_tasks:
                 break
             waiting = self.waiters.get(host)
             while waiting and limits.can_start(host):
@@ -412,7 +415,7 @@ class _Dispatch:
                     del self.ready[host]
                 continue
             else:
-                while queue and limits.can_start(host):
+                while queue and limits.can_start(host) and len(self.in_flight) < self.max_tasks:
                     self._start(tg, queue.popleft(), probe=False)
             if not queue:
                 del self.queues[host]

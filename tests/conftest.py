@@ -1,4 +1,4 @@
-"""Shared fixtures: asyncio only (aiohttp), stamina's test mode, captured structlog events."""
+"""Shared fixtures: asyncio only (aiohttp), retries without waits, captured structlog events."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import stamina
 import structlog
+
+from vosweep.testing import no_backoff
 
 
 @pytest.fixture(name="anyio_backend", scope="session")
@@ -17,8 +18,8 @@ def _anyio_backend() -> str:
 
 @pytest.fixture(name="no_backoff")
 def _no_backoff() -> Iterator[None]:
-    """Retries without waiting: stamina's test mode keeps attempts, zeroes backoff."""
-    with stamina.set_testing(True, attempts=3, cap=True):
+    """Retries without waiting: attempts, budgets and breakers as usual, no sleeping."""
+    with no_backoff():
         yield
 
 

@@ -5,8 +5,8 @@ The public API is exactly what ``__all__`` lists; `vosweep.testing` holds the si
 
 from __future__ import annotations
 
-from importlib.metadata import version
-from typing import Any
+from importlib.metadata import version as _version
+from typing import Any as _Any
 
 from vosweep.config import DEFAULT_BREAKER as DEFAULT_BREAKER
 from vosweep.config import DEFAULT_LIMITS as DEFAULT_LIMITS
@@ -85,8 +85,8 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    # The version comes from the installed metadata, read only when asked for (as stamina).
+def __getattr__(name: str) -> _Any:
+    # The version comes from the installed metadata, read only when asked for.
     if name == "__version__":
-        return version("vosweep")
+        return _version("vosweep")
     raise AttributeError(f"module 'vosweep' has no attribute {name!r}")

@@ -116,14 +116,6 @@ class _Progress:
             sys.stderr.write("\n")
 
 
-def _quiet_retry_logs() -> None:
-    # An application may configure logging; the library never does. Retries are counted in
-    # the summary, so stamina's per-retry warnings would only clutter the terminal.
-    import stamina.instrumentation  # noqa: PLC0415
-
-    stamina.instrumentation.set_on_retry_hooks([])
-
-
 async def _demo(args: argparse.Namespace) -> int:
     from vosweep.testing import DEFAULT_MIX, SimulatedVO  # noqa: PLC0415 - demo only
 
@@ -205,7 +197,6 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], Any]] = {"demo": _demo, "cone
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``vosweep`` command."""
     args = _parser().parse_args(argv)
-    _quiet_retry_logs()
     started = time.perf_counter()
     try:
         code: int = anyio.run(COMMANDS[args.command], args)

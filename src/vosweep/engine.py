@@ -212,7 +212,8 @@ class Engine:
             errors: Error policy for this fan-out (``"ignore"``, ``"abort"``, ``"retry"``,
                 ``"retry<n>"``); defaults to the engine's.
             deadline: Seconds for the whole fan-out; defaults to the engine's.
-            on_part: Called with each finished service (e.g. to drive a progress bar).
+            on_part: Called with each service's part as it is recorded, cancelled ones
+                included (e.g. to drive a progress bar).
 
         Raises:
             UsageError: Bad targets, query or options (before anything is sent).

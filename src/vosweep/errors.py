@@ -29,6 +29,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
+    from vosweep.result import FanoutResult
     from vosweep.services import Service
 
 __all__ = [
@@ -68,7 +69,7 @@ class FanoutAborted(VosweepError):
         cause: The service error that triggered the abort.
     """
 
-    def __init__(self, message: str, *, result: Any, cause: ServiceError) -> None:
+    def __init__(self, message: str, *, result: FanoutResult, cause: ServiceError) -> None:
         super().__init__(message)
         self.result = result
         self.cause = cause
@@ -82,7 +83,7 @@ class SweepInterrupted(KeyboardInterrupt):
             ``None`` if the interrupt came before the fan-out started.
     """
 
-    def __init__(self, result: Any) -> None:
+    def __init__(self, result: FanoutResult | None) -> None:
         super().__init__("fan-out interrupted; partial result in .result")
         self.result = result
 

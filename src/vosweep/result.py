@@ -115,10 +115,12 @@ class FanoutResult:
             rows = str(rows_by[status]) if status.succeeded else "-"
             lines.append(f"  {status.value:<10} {count:>8} {rows:>10}")
         troubled = [o for o in self.outcomes if not o.status.succeeded or o.message]
+        shown = troubled[: max(0, failures)]
         if troubled:
-            lines.append(f"  not ok or truncated ({len(troubled)}; first {failures} shown):")
-            width = min(32, max(len(o.service.label) for o in troubled[:failures]))
-            for outcome in troubled[:failures]:
+            lines.append(f"  not ok or truncated: {len(troubled)} services ({len(shown)} shown)")
+        if shown:
+            width = min(32, max(len(o.service.label) for o in shown))
+            for outcome in shown:
                 message = (outcome.message or "").replace("\n", " ")
                 if len(message) > 90:
                     message = message[:87] + "..."
@@ -181,7 +183,7 @@ class Collector:
     def result(self, end: RunEnd | None, elapsed: float) -> FanoutResult:
         """The result so far (or final, once *end* is known)."""
         complete = end.complete if end is not None else False
-        reason = end.reason if end is not None else "fan-out still running or cancelled"
+        reason = end.reason if end is not None else "fan-out cancelled"
         return FanoutResult(
             list(self.outcomes()),
             self.stacker,

@@ -17,7 +17,7 @@ from vosweep.errors import (
     counts_against_host,
 )
 from vosweep.scheduling.limits import HostLimits
-from vosweep.scheduling.retry import RetryBudget, retry_decision
+from vosweep.scheduling.retry import RetryBudget, backoff, is_retryable, no_backoff
 
 
 class TestHostLimits:
@@ -63,21 +63,21 @@ class TestHostLimits:
 
 
 class TestRetryDecision:
-    policy = RetryPolicy(max_retry_after=20)
+    policy = RetryPolicy(max_retry_after=20, wait_initial=0.5, wait_max=4, wait_jitter=0)
 
     @pytest.mark.parametrize("status", [500, 502, 503, 504, 408, 429])
     def test_transient_statuses_retry(self, status):
         """5xx, 408 and 429 are worth another attempt."""
-        assert retry_decision(HTTPStatusError("x", status=status), self.policy) is True
+        assert is_retryable(HTTPStatusError("x", status=status), self.policy)
 
     @pytest.mark.parametrize("status", [400, 401, 403, 404, 410, 422])
     def test_client_errors_do_not(self, status):
         """Other 4xx will fail the same way again."""
-        assert retry_decision(HTTPStatusError("x", status=status), self.policy) is False
+        assert not is_retryable(HTTPStatusError("x", status=status), self.policy)
 
     def test_connection_errors_retry(self):
         """Refused or reset connections are transient."""
-        assert retry_decision(TransportError("reset"), self.policy) is True
+        assert is_retryable(TransportError("reset"), self.policy)
 
     @pytest.mark.parametrize(
         "exc",
@@ -85,15 +85,36 @@ class TestRetryDecision:
     )
     def test_never_retried(self, exc):
         """Malformed data, QUERY_STATUS=ERROR, timeouts and bugs are not retried."""
-        assert retry_decision(exc, self.policy) is False
+        assert not is_retryable(exc, self.policy)
 
     def test_retry_after_becomes_the_wait(self):
         """Retry-After replaces the computed backoff."""
-        assert retry_decision(RateLimited("x", retry_after=3, status=429), self.policy) == 3
+        exc = RateLimited("x", retry_after=3, status=429)
+        assert is_retryable(exc, self.policy)
+        assert backoff(1, exc, self.policy) == 3
 
     def test_too_long_retry_after_gives_up(self):
         """A Retry-After beyond the cap ends the request instead of parking it."""
-        assert retry_decision(RateLimited("x", retry_after=600, status=503), self.policy) is False
+        assert not is_retryable(RateLimited("x", retry_after=600, status=503), self.policy)
+
+    def test_exponential_and_capped(self):
+        """Waits double from wait_initial and stop growing at wait_max."""
+        waits = [backoff(n, TransportError("x"), self.policy) for n in range(1, 6)]
+        assert waits == [0.5, 1.0, 2.0, 4.0, 4.0]
+
+    @given(st.integers(1, 50))
+    def test_jitter_stays_in_bounds(self, attempt):
+        """Jitter adds between 0 and wait_jitter seconds."""
+        policy = RetryPolicy(wait_initial=0.1, wait_max=1.0, wait_jitter=0.5)
+        base = min(1.0, 0.1 * 2.0 ** (attempt - 1))
+        assert base <= backoff(attempt, None, policy) <= base + 0.5
+
+    def test_no_backoff_switch(self):
+        """The test switch zeroes every wait, Retry-After included, and restores itself."""
+        exc = RateLimited("x", retry_after=3, status=429)
+        with no_backoff():
+            assert backoff(3, exc, self.policy) == 0
+        assert backoff(3, exc, self.policy) == 3
 
     def test_host_blame(self):
         """Only host-level failures feed the breaker."""

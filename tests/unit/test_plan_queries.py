@@ -158,6 +158,17 @@ class TestHttpStatus:
             check_http_status(Response(url="u", status=400, body=body))
 
 
+    def test_html_error_page_reads_once(self):
+        """An HTML error page's title is not repeated by its heading in the message."""
+        body = (
+            b"<html><head><title>500 Internal Server Error</title></head><body>"
+            b"<h1>500 Internal Server Error</h1><p>database down</p></body></html>"
+        )
+        with pytest.raises(vosweep.HTTPStatusError) as info:
+            check_http_status(Response(url="u", status=500, body=body))
+        assert str(info.value) == "HTTP 500: 500 Internal Server Error database down"
+
+
 class TestRetryAfter:
     def test_seconds_and_dates(self):
         """Delta-seconds and HTTP dates are both understood; junk is ignored."""

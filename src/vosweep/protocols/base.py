@@ -155,6 +155,11 @@ def check_http_status(response: Response) -> None:
 def _error_text(body: bytes, limit: int = 300) -> str:
     head = body[:65536]
     match = _STATUS_MESSAGE.search(head)
-    text = match[1] if match else re.sub(rb"<[^>]*>", b" ", head[:4096])
+    if match:
+        text = match[1]
+    else:
+        # An HTML error page repeats its <title> in an <h1>: drop the head, keep the body.
+        text = re.sub(rb"(?is)<head\b.*?</head>|<title\b.*?</title>", b" ", head[:8192])
+        text = re.sub(rb"<[^>]*>", b" ", text)
     cleaned = " ".join(text.decode("utf-8", "replace").split())
     return cleaned[:limit]

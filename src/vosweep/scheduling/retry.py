@@ -1,18 +1,74 @@
-"""Which failures deserve another attempt, and how many a host may receive.
+"""Which failures deserve another attempt, how long to wait, and how many a host may get.
 
-The waiting itself (capped exponential backoff with jitter, a time budget, and a server's
-Retry-After in place of the computed backoff) is stamina's; tests switch it off with
-``stamina.set_testing``.
+The retry loop itself is tenacity's (async, a stop on attempts and on total time, a
+pluggable wait). vosweep decides what is transient and how long to wait: capped
+exponential backoff with full jitter on top, or the server's ``Retry-After`` when it sends
+one. tenacity rather than stamina: stamina's default instrumentation prints every retry to
+stdout when structlog is not configured, and a library must not write into its users'
+notebooks (switching it off is process-wide).
 """
 
 from __future__ import annotations
 
+import random
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from vosweep.config import RetryPolicy
 from vosweep.errors import RateLimited, ServiceError
 
-__all__ = ["RetryBudget", "retry_decision"]
+__all__ = ["RetryBudget", "backoff", "is_retryable", "no_backoff"]
+
+
+class _Switch:
+    # Kept on a class so that tests (and users' tests) flip it through no_backoff().
+    no_wait = False
+
+
+@contextmanager
+def no_backoff() -> Iterator[None]:
+    """Make every retry wait zero seconds (``Retry-After`` included), for test suites.
+
+    Attempts, budgets and breakers work as usual; only the sleeping goes. Restores the
+    previous state on exit.
+    """
+    previous = _Switch.no_wait
+    _Switch.no_wait = True
+    try:
+        yield
+    finally:
+        _Switch.no_wait = previous
+
+
+def is_retryable(exc: BaseException, policy: RetryPolicy) -> bool:
+    """Whether *exc* deserves another attempt under *policy*.
+
+    Only transient service errors do (connection trouble, 5xx, 408, 425, 429, 503); a
+    ``Retry-After`` longer than the policy accepts ends the request instead of parking it.
+    Anything that is not a `ServiceError` is a bug and is never retried.
+    """
+    if not isinstance(exc, ServiceError) or not exc.is_transient():
+        return False
+    return not (
+        isinstance(exc, RateLimited)
+        and exc.retry_after is not None
+        and exc.retry_after > policy.max_retry_after
+    )
+
+
+def backoff(attempt: int, exc: BaseException | None, policy: RetryPolicy) -> float:
+    """Seconds to wait after failed attempt number *attempt* (1-based).
+
+    The server's ``Retry-After`` wins when there is one: it said when to come back, and
+    coming back earlier only earns another 429.
+    """
+    if _Switch.no_wait:
+        return 0.0
+    if isinstance(exc, RateLimited) and exc.retry_after is not None:
+        return max(0.0, exc.retry_after)
+    base = min(policy.wait_max, policy.wait_initial * 2.0 ** (attempt - 1))
+    return base + random.uniform(0.0, policy.wait_jitter)
 
 
 class RetryBudget:
@@ -43,18 +99,3 @@ class RetryBudget:
     def retries(self, host: str) -> int:
         """Retries spent on *host* so far."""
         return self._retries[host]
-
-
-def retry_decision(exc: BaseException, policy: RetryPolicy) -> bool | float:
-    """The stamina backoff hook's core: False (give up), True (back off), or seconds to wait.
-
-    Anything that is not a `ServiceError` is a bug and is never retried.
-    """
-    if not isinstance(exc, ServiceError) or not exc.is_transient():
-        return False
-    if isinstance(exc, RateLimited) and exc.retry_after is not None:
-        if exc.retry_after > policy.max_retry_after:
-            return False
-        # The server said when; add nothing of ours (stamina uses this as the wait).
-        return max(exc.retry_after, 0.0) or True
-    return True

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 import anyio
 import anyio.lowlevel
-import stamina
+import tenacity
 from anyio.abc import TaskGroup
 
 from vosweep import _log
@@ -29,7 +29,7 @@ from vosweep.outcomes import Part, ServiceOutcome, Status
 from vosweep.protocols.base import Parsed, QueryStatus, Response, check_http_status
 from vosweep.scheduling.breaker import BreakerBoard, BreakerState, CircuitBreaker
 from vosweep.scheduling.limits import HostLimits
-from vosweep.scheduling.retry import RetryBudget, retry_decision
+from vosweep.scheduling.retry import RetryBudget, backoff, is_retryable
 
 if TYPE_CHECKING:
     from vosweep.config import EngineConfig, ErrorPolicy
@@ -137,9 +137,8 @@ class Runner:
         attempts = 0
         response: Response | None = None
 
-        def backoff_hook(exc: Exception) -> bool | float:
-            decision = retry_decision(exc, config.retry)
-            if decision is False:
+        def should_retry(exc: BaseException) -> bool:
+            if not is_retryable(exc, config.retry):
                 return False
             if breaker is not None and breaker.state(anyio.current_time()) is not (
                 BreakerState.CLOSED
@@ -149,25 +148,39 @@ class Runner:
                 return False
             if slot is not None:
                 slot.release()
+            return True
+
+        def log_retry(state: tenacity.RetryCallState) -> None:
+            exc = state.outcome.exception() if state.outcome is not None else None
             _log.get_logger().debug(
                 _log.FETCH_RETRY,
                 service=job.service.label,
                 host=host,
-                attempt=attempts,
-                wait=decision if not isinstance(decision, bool) else None,
+                attempt=state.attempt_number,
+                wait=round(state.upcoming_sleep, 3),
                 error=str(exc),
             )
-            return decision
+
+        max_attempts = policy.attempts(config.retry)
+        # Never start a wait that would end past the time budget.
+        stop: tenacity.stop.stop_base = tenacity.stop_before_delay(config.retry.budget)
+        if max_attempts is not None:
+            stop = stop | tenacity.stop_after_attempt(max_attempts)
+        retrying = tenacity.AsyncRetrying(
+            retry=tenacity.retry_if_exception(should_retry),
+            stop=stop,
+            wait=lambda state: backoff(
+                state.attempt_number,
+                state.outcome.exception() if state.outcome is not None else None,
+                config.retry,
+            ),
+            sleep=anyio.sleep,
+            before_sleep=log_retry,
+            reraise=True,
+        )
 
         try:
-            async for attempt in stamina.retry_context(
-                on=backoff_hook,
-                attempts=policy.attempts(config.retry),
-                timeout=config.retry.budget,
-                wait_initial=config.retry.wait_initial,
-                wait_max=config.retry.wait_max,
-                wait_jitter=config.retry.wait_jitter,
-            ):
+            async for attempt in retrying:
                 if slot is not None:
                     await slot.reacquire()
                 with attempt:
@@ -218,7 +231,7 @@ class Runner:
                 url=exc.url or (response.url if response is not None else request.url),
             )
             return Part(job.index, outcome)
-        if response is None:  # pragma: no cover - stamina returns only after a success
+        if response is None:  # pragma: no cover - tenacity returns only after a success
             raise RuntimeError("retry loop ended without a response")
         return Part(job.index, _success(job, parsed, response, attempts, started), parsed.tables)
 

@@ -10,6 +10,7 @@ did: how many requests it had in flight per host, how many rows it was sent.
 
 from __future__ import annotations
 
+from vosweep.scheduling.retry import no_backoff as no_backoff
 from vosweep.testing._process import SimProcess as SimProcess
 from vosweep.testing._profiles import DEFAULT_MIX as DEFAULT_MIX
 from vosweep.testing._profiles import Behaviour as Behaviour
@@ -41,5 +42,6 @@ __all__ = [
     "SimulatedVO",
     "build_fleet",
     "expected_rows",
+    "no_backoff",
     "override_fleet",
 ]

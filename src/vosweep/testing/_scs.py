@@ -243,7 +243,7 @@ def _cone_document(spec: ServiceSpec, cone: Cone) -> Document:
         description=f'Simulated cone search {spec.name} ("{spec.ivoid}") & friends',
         resource_infos=[("request", f"RA={cone.ra}&DEC={cone.dec}&SR={cone.sr}", None)],
         overflow_message=(
-            f"result truncated to {profile.max_rows} rows (the cone holds {true_count})"
+            f"result truncated at the service limit of {profile.max_rows} rows"
             if overflow
             else None
         ),

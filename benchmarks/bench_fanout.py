@@ -6,7 +6,7 @@ client gets the same per-request timeout. Reported:
 * vosweep's wall time against the ideal lower bound for the configured limits: the larger
   of (max over hosts of the host's summed service time / per-host cap) and the longest
   single service chain (latency x attempts + mandated waits; a hang costs the timeout);
-* pyvo's sequential loop (the seeds' pattern; extrapolated from a sample unless --full)
+* pyvo's sequential loop (the seeds' pattern; a stratified estimate unless --full)
   and a 32-thread pyvo pool, with the peak per-host concurrency the servers saw;
 * event-loop lag during the vosweep sweep (a 5 ms ticker's worst and p99 delay);
 * client CPU per request on a zero-latency fleet, vosweep vs pyvo.
@@ -167,6 +167,23 @@ def run_pyvo_sequential(urls: Sequence[str], timeout: float) -> float:
     return time.perf_counter() - t0
 
 
+def estimate_pyvo_sequential(
+    fleet: Sequence[ServiceSpec], urls: Sequence[str], timeout: float, per_kind: int
+) -> tuple[float, int]:
+    """Stratified estimate of the sequential loop: time a few services of each behaviour,
+    then weight each behaviour's mean by its count (a uniform sample of 100 would catch
+    anywhere between 0 and 6 of the 30 hangs, and hangs are most of the cost)."""
+    by_kind: dict[Behaviour, list[str]] = {}
+    for spec, url in zip(fleet, urls, strict=True):
+        by_kind.setdefault(spec.profile.behaviour, []).append(url)
+    total, timed = 0.0, 0
+    for group in by_kind.values():
+        sample = group[:: max(1, len(group) // per_kind)][:per_kind]
+        total += run_pyvo_sequential(sample, timeout) / len(sample) * len(group)
+        timed += len(sample)
+    return total, timed
+
+
 def run_pyvo_threads(urls: Sequence[str], timeout: float, threads: int = 32) -> float:
     t0 = time.perf_counter()
     with ThreadPoolExecutor(threads) as pool:
@@ -177,7 +194,9 @@ def run_pyvo_threads(urls: Sequence[str], timeout: float, threads: int = 32) -> 
 # --------------------------------------------------------------------------- scenarios
 
 
-def sweep_scenario(args: argparse.Namespace, main_share: float, label: str) -> list[str]:
+def sweep_scenario(
+    args: argparse.Namespace, main_share: float, skew: float, label: str
+) -> list[str]:
     fleet = build_fleet(
         args.services,
         args.hosts,
@@ -186,6 +205,7 @@ def sweep_scenario(args: argparse.Namespace, main_share: float, label: str) -> l
         latency_sigma=0.6,
         mix=MIX,
         main_host_share=main_share,
+        host_skew=skew,
     )
     fleet = override_fleet(
         fleet,
@@ -212,11 +232,12 @@ def sweep_scenario(args: argparse.Namespace, main_share: float, label: str) -> l
             seq = thr = thr_peak = None
             seq_note = "skipped"
         else:
-            sample = urls if args.full else urls[:: max(1, len(urls) // args.sample)]
             sim.reset_stats()
-            seq_sample = run_pyvo_sequential(sample, args.timeout)
-            seq = seq_sample * len(urls) / len(sample)
-            seq_note = "measured" if args.full else f"extrapolated from {len(sample)} services"
+            if args.full:
+                seq, seq_note = run_pyvo_sequential(urls, args.timeout), "measured"
+            else:
+                seq, timed = estimate_pyvo_sequential(fleet, urls, args.timeout, args.per_kind)
+                seq_note = f"stratified estimate from {timed} services"
             sim.reset_stats()
             thr = run_pyvo_threads(urls, args.timeout)
             thr_peak = sim.stats().max_in_flight_per_host
@@ -255,6 +276,21 @@ def sweep_scenario(args: argparse.Namespace, main_share: float, label: str) -> l
     return lines
 
 
+def _stub_parser() -> Any:
+    """Replace SCS parsing by a no-op, to time the engine and HTTP alone (diagnostic)."""
+    import dataclasses  # noqa: PLC0415
+
+    from vosweep.protocols import PROTOCOLS  # noqa: PLC0415
+    from vosweep.protocols.base import Parsed  # noqa: PLC0415
+
+    original = PROTOCOLS[vosweep.Protocol.SCS]
+    PROTOCOLS[vosweep.Protocol.SCS] = dataclasses.replace(
+        original,
+        parse=lambda _response, max_bytes: Parsed([]),  # noqa: ARG005
+    )
+    return original
+
+
 def overhead_scenario(args: argparse.Namespace) -> list[str]:
     n = args.zero_services
     fleet = build_fleet(
@@ -264,6 +300,13 @@ def overhead_scenario(args: argparse.Namespace) -> list[str]:
     with SimProcess(fleet) as sim:
         targets = sim.targets()
         v = anyio.run(run_vosweep, targets, config)
+        from vosweep.protocols import PROTOCOLS  # noqa: PLC0415
+
+        original = _stub_parser()
+        try:
+            stub = anyio.run(run_vosweep, targets, config)
+        finally:
+            PROTOCOLS[vosweep.Protocol.SCS] = original
         sample = [t.access_url for t in targets][: args.zero_sample]
         t0 = time.process_time()
         w0 = time.perf_counter()
@@ -277,6 +320,10 @@ def overhead_scenario(args: argparse.Namespace) -> list[str]:
         "| client | wall per request | client CPU per request |",
         "|---|---:|---:|",
         f"| vosweep | {v['wall'] / n * 1e6:.0f} us | {v['cpu'] / n * 1e6:.0f} us |",
+        (
+            f"| vosweep, parsing stubbed out (engine + HTTP alone) | "
+            f"{stub['wall'] / n * 1e6:.0f} us | {stub['cpu'] / n * 1e6:.0f} us |"
+        ),
         (
             f"| pyvo sequential ({len(sample)} requests) | {pyvo_wall * 1e6:.0f} us | "
             f"{pyvo_cpu * 1e6:.0f} us |"
@@ -296,23 +343,24 @@ def main() -> None:
     parser.add_argument("--hosts", type=int, default=20)
     parser.add_argument("--timeout", type=float, default=10.0)
     parser.add_argument(
-        "--sample",
+        "--per-kind",
         type=int,
-        default=100,
-        help="services in the sequential pyvo sample (see --full)",
+        default=8,
+        help="services timed per behaviour for the sequential pyvo estimate (see --full)",
     )
     parser.add_argument("--full", action="store_true", help="run pyvo's sequential loop in full")
     parser.add_argument("--skip-pyvo", action="store_true")
     parser.add_argument("--zero-services", type=int, default=2000)
     parser.add_argument("--zero-sample", type=int, default=300)
-    parser.add_argument("--scenarios", default="spread,skewed,overhead")
+    parser.add_argument("--scenarios", default="uniform,skewed,overhead")
     args = parser.parse_args()
     lines = ["## Fan-out benchmark", ""]
     chosen = args.scenarios.split(",")
-    if "spread" in chosen:
-        lines += sweep_scenario(args, main_share=0.10, label="Spread fleet")
+    if "uniform" in chosen:
+        share = 1 / args.hosts
+        lines += sweep_scenario(args, main_share=share, skew=0.0, label="Uniform fleet")
     if "skewed" in chosen:
-        lines += sweep_scenario(args, main_share=0.35, label="VizieR-skewed fleet")
+        lines += sweep_scenario(args, main_share=0.35, skew=1.0, label="VizieR-skewed fleet")
     if "overhead" in chosen:
         lines += overhead_scenario(args)
     text = "\n".join(lines)

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict
 
+from vosweep.protocols.fastvot._model import TableData
 from vosweep.services import Service
 
 if TYPE_CHECKING:
@@ -84,17 +85,33 @@ class Part:
     Attributes:
         index: Position of the service among the fan-out's targets.
         outcome: The service's outcome.
-        tables: The result tables (empty unless the outcome succeeded).
     """
 
-    __slots__ = ("index", "outcome", "tables")
+    __slots__ = ("_raw", "_tables", "index", "outcome")
 
     def __init__(
-        self, index: int, outcome: ServiceOutcome, tables: list[Table] | None = None
+        self, index: int, outcome: ServiceOutcome, tables: list[Table | TableData] | None = None
     ) -> None:
         self.index = index
         self.outcome = outcome
-        self.tables: list[Table] = tables or []
+        self._raw: list[Table | TableData] = tables or []
+        self._tables: list[Table] | None = None
+
+    @property
+    def tables(self) -> list[Table]:
+        """The result tables as astropy tables (empty unless the outcome succeeded).
+
+        Built on first access: the fast decoder keeps plain columns, and a fan-out that
+        only wants the merged table never pays for one astropy table per service.
+        """
+        if self._tables is None:
+            self._tables = [t.to_table() if isinstance(t, TableData) else t for t in self._raw]
+        return self._tables
+
+    @property
+    def raw_tables(self) -> list[Table | TableData]:
+        """The tables as decoded (astropy tables or the fast decoder's `TableData`)."""
+        return self._raw
 
     def __repr__(self) -> str:
         o = self.outcome

@@ -148,8 +148,8 @@ class Collector:
         """Keep *part*'s outcome and tables, and log the service's canonical line."""
         outcome = part.outcome
         self._outcomes[part.index] = outcome
-        if part.tables and outcome.status.succeeded:
-            self.stacker.add(part.tables, outcome.service)
+        if part.raw_tables and outcome.status.succeeded:
+            self.stacker.add(part.raw_tables, outcome.service)
         log = _log.get_logger()
         emit = log.info if outcome.status.succeeded else log.warning
         emit(

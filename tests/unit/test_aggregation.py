@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 import vosweep
 from vosweep.aggregation import PROVENANCE_COLUMNS, Stacker, merge_tables
+from vosweep.protocols.fastvot._model import ColumnData, TableData
 
 
 def svc(i: int) -> vosweep.Service:
@@ -208,3 +209,37 @@ def test_compaction_gives_the_single_pass_result(data, n_tables, batch):
         if compacted[name].dtype.kind == single[name].dtype.kind:
             assert left == right, name
         assert list(np.ma.getmaskarray(compacted[name])) == list(np.ma.getmaskarray(single[name]))
+
+
+def test_light_tables_merge_like_astropy_tables():
+    """The fast decoder's TableData merges exactly like the astropy table it stands for."""
+    light = TableData(
+        columns=[
+            ColumnData("id", np.array([1, 2], dtype=np.int64), np.array([False, True])),
+            ColumnData(
+                "ra",
+                np.array([10.0, 20.0]),
+                np.zeros(2, dtype=bool),
+                unit=u.deg,
+                description="RA",
+                meta={"ucd": "pos.eq.ra"},
+            ),
+            ColumnData("name", np.array(["a", "b"], dtype=object), np.zeros(2, dtype=bool)),
+        ],
+        meta={"name": "t"},
+        nrows=2,
+    )
+    other = Table({"id": ["x"], "ra": Column([3600.0], unit=u.arcsec)})
+    from_light = merge_tables([(light, svc(0)), (other, svc(1))])
+    from_astropy = merge_tables([(light.to_table(), svc(0)), (other, svc(1))])
+    for name in from_astropy.colnames:
+        assert from_light[name].tolist() == from_astropy[name].tolist(), name
+        assert list(np.ma.getmaskarray(from_light[name])) == list(
+            np.ma.getmaskarray(from_astropy[name])
+        )
+    assert from_light["ra"].unit == u.deg
+    assert from_light["ra"].meta == {"ucd": "pos.eq.ra"}
+    assert list(from_light["ra"]) == pytest.approx([10.0, 20.0, 1.0])
+    stacker = Stacker()
+    stacker.add([light], svc(0))
+    assert stacker.rows == 2

@@ -17,7 +17,9 @@ from typing import Any
 import numpy as np
 from astropy import units as u
 
-__all__ = ["ColumnPlan", "plan_column"]
+from vosweep.protocols.fastvot._model import ColumnData
+
+__all__ = ["ColumnPlan", "column_mask", "column_values", "plan_column"]
 
 _NUMERIC = frozenset("biufc")
 _TEXT = frozenset("US")
@@ -48,6 +50,20 @@ class ColumnPlan:
     note: str | None = None
 
 
+def column_values(column: Any) -> np.ndarray[Any, Any]:
+    """The raw values of an astropy column or of the fast decoder's `ColumnData`."""
+    if isinstance(column, ColumnData):
+        return column.data
+    return np.ma.getdata(column)
+
+
+def column_mask(column: Any) -> np.ndarray[Any, Any]:
+    """The null mask (same shape as the values) of either kind of column."""
+    if isinstance(column, ColumnData):
+        return column.mask
+    return np.ma.getmaskarray(column)
+
+
 def _effective_dtype(column: Any) -> np.dtype[Any]:
     """The column's dtype, reading object columns that hold only text as text.
 
@@ -57,8 +73,8 @@ def _effective_dtype(column: Any) -> np.dtype[Any]:
     dtype: np.dtype[Any] = np.dtype(column.dtype)
     if dtype.kind != "O" or column.ndim != 1:
         return dtype
-    values = np.ma.getdata(column)
-    mask = np.ma.getmaskarray(column)
+    values = column_values(column)
+    mask = column_mask(column)
     width = 1
     for value, masked in zip(values, mask, strict=True):
         if masked or value is None:

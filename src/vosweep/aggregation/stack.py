@@ -21,7 +21,8 @@ from typing import Any, Literal, overload
 import numpy as np
 from astropy.table import Column, MaskedColumn, Table
 
-from vosweep.aggregation.schema import ColumnPlan, plan_column
+from vosweep.aggregation.schema import ColumnPlan, column_mask, column_values, plan_column
+from vosweep.protocols.fastvot._model import TableData
 from vosweep.services import Service
 
 __all__ = ["PROVENANCE_COLUMNS", "Compaction", "Stacker", "merge_tables"]
@@ -48,7 +49,7 @@ class Stacker:
         self._rows = 0
         self._cache: Table | None = None
 
-    def add(self, tables: Sequence[Table], service: Service) -> None:
+    def add(self, tables: Sequence[Table | TableData], service: Service) -> None:
         """Keep *service*'s result tables."""
         for table in tables:
             if not len(table.colnames):
@@ -235,20 +236,20 @@ def _build_column(
     for factor, i in zip(plan.factors, members, strict=True):
         column = tables[i][plan.name]
         start, stop = int(offsets[i]), int(offsets[i + 1])
-        values = np.ma.getdata(column)
+        values = column_values(column)
         if factor != 1.0:
             values = values * factor
         if plan.dtype.kind == "O":
             for j, value in enumerate(values):
                 data[start + j] = value
         elif plan.dtype.kind == "U" and values.dtype.kind != "U":
-            data[start:stop] = _as_text(values, np.ma.getmaskarray(column))
+            data[start:stop] = _as_text(values, column_mask(column))
         else:
             data[start:stop] = values
-        column_mask: Any = np.ma.getmaskarray(column)
-        if column_mask.ndim > 1:
-            column_mask = column_mask.reshape(len(column), -1).all(axis=1)
-        mask[start:stop] = column_mask
+        nulls: Any = column_mask(column)
+        if nulls.ndim > 1:
+            nulls = nulls.reshape(len(column), -1).all(axis=1)
+        mask[start:stop] = nulls
     common: dict[str, Any] = {
         "name": plan.name,
         "unit": plan.unit,

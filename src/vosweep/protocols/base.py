@@ -16,6 +16,8 @@ from vosweep.errors import HTTPStatusError, RateLimited
 if TYPE_CHECKING:
     from astropy.table import Table
 
+    from vosweep.protocols.fastvot._model import TableData
+
 __all__ = [
     "Parsed",
     "QueryStatus",
@@ -77,12 +79,13 @@ class Parsed:
     """What a response meant.
 
     Attributes:
-        tables: The result tables, in document order (empty list: no result table at all).
+        tables: The result tables, in document order (empty list: no result table at all);
+            astropy tables, or the fast decoder's `TableData` (astropy built on demand).
         status: OK, or OVERFLOW when the service truncated the result (rows are kept).
         message: The status message or a note on what was found (e.g. the overflow text).
     """
 
-    tables: list[Table]
+    tables: list[Table | TableData]
     status: QueryStatus = QueryStatus.OK
     message: str | None = None
 

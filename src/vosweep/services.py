@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from functools import cached_property
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -74,9 +75,12 @@ class Service(BaseModel):
             cls._check_url(url)
         return value
 
-    @property
+    @cached_property
     def host(self) -> str:
-        """The lower-cased host name of the access URL (no port)."""
+        """The lower-cased host name of the access URL (no port).
+
+        Cached: the scheduler asks for it several times per request.
+        """
         return (urlsplit(self.access_url).hostname or "").lower()
 
     @property

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import gc
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from enum import Enum
@@ -232,14 +232,7 @@ class Engine:
             await collector.compact(runner.parse_limiter)
 
         try:
-            end = await runner.run(
-                plan,
-                record=collector.record,
-                deliver=deliver,
-                policy=policy,
-                deadline=deadline,
-                remaining=plan.rest,
-            )
+            end = await _run(runner, plan, collector, deliver, policy, deadline)
         finally:
             result = collector.result(end, time.perf_counter() - t0)
             self.last_result = result
@@ -311,14 +304,7 @@ class Engine:
 
         async def drive() -> None:
             async with send:
-                parts.end = await runner.run(
-                    plan,
-                    record=collector.record,
-                    deliver=deliver,
-                    policy=policy,
-                    deadline=deadline,
-                    remaining=plan.rest,
-                )
+                parts.end = await _run(runner, plan, collector, deliver, policy, deadline)
 
         try:
             async with anyio.create_task_group() as tg, receive:
@@ -329,6 +315,24 @@ class Engine:
                     tg.cancel_scope.cancel()
         finally:
             self.last_result = parts.result()
+
+
+async def _run(
+    runner: Runner,
+    plan: Plan,
+    collector: Collector,
+    deliver: Callable[[Part], Awaitable[None]],
+    policy: ErrorPolicy,
+    deadline: float | None,
+) -> RunEnd:
+    return await runner.run(
+        plan,
+        record=collector.record,
+        deliver=deliver,
+        policy=policy,
+        deadline=deadline,
+        remaining=plan.rest,
+    )
 
 
 async def fanout(

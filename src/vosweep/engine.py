@@ -232,7 +232,9 @@ class Engine:
             await collector.compact(runner.parse_limiter)
 
         try:
-            end = await _run(runner, plan, collector, deliver, policy, deadline)
+            end = await _run(
+                runner, plan, collector, deliver=deliver, policy=policy, deadline=deadline
+            )
         finally:
             result = collector.result(end, time.perf_counter() - t0)
             self.last_result = result
@@ -304,7 +306,9 @@ class Engine:
 
         async def drive() -> None:
             async with send:
-                parts.end = await _run(runner, plan, collector, deliver, policy, deadline)
+                parts.end = await _run(
+                    runner, plan, collector, deliver=deliver, policy=policy, deadline=deadline
+                )
 
         try:
             async with anyio.create_task_group() as tg, receive:
@@ -321,6 +325,7 @@ async def _run(
     runner: Runner,
     plan: Plan,
     collector: Collector,
+    *,
     deliver: Callable[[Part], Awaitable[None]],
     policy: ErrorPolicy,
     deadline: float | None,

@@ -157,7 +157,6 @@ class TestHttpStatus:
         with pytest.raises(vosweep.HTTPStatusError, match="Unknown column foo"):
             check_http_status(Response(url="u", status=400, body=body))
 
-
     def test_html_error_page_reads_once(self):
         """An HTML error page's title is not repeated by its heading in the message."""
         body = (

@@ -19,7 +19,13 @@ the ones real responses taught us (see ``shared/corpus/MANIFEST.md``):
 * **No entities.** A DTD internal subset declaring entities is refused (billion
   laughs, XXE); VOTables never need one. A plain ``<!DOCTYPE VOTABLE SYSTEM ...>``
   (VOTable 1.0) is fine: expat never fetches external DTDs.
-* **astropy does the parsing**, with ``verify="ignore"`` (no warnings, so no global
+* **The fast decoder first** (`vosweep.protocols.fastvot`): it reads the common
+  documents (TABLEDATA, BINARY, BINARY2 with the usual datatypes) several times faster
+  than astropy (about 5x for a small answer), with exactly astropy's values, and gives
+  `TableData` (astropy tables built on demand). For anything it does not reproduce
+  exactly it steps aside, and astropy reads the document as below (``fast=False``
+  forces that).
+* **astropy does the parsing** otherwise, with ``verify="ignore"`` (no warnings, so no global
   warning state is touched: thread-safe). Whatever it raises on
   junk (ValueError, IndexError, KeyError, VOTableSpecError, ...) becomes
   `ResponseFormatError` with its message; only MemoryError passes through.
@@ -51,12 +57,15 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from astropy.io.votable import parse as _astropy_parse
 
 from vosweep.errors import QueryRejected, ResponseFormatError, ResponseTooLarge, ServiceError
+from vosweep.protocols import fastvot
 from vosweep.protocols.base import Parsed, QueryStatus
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
 
     from astropy.table import Table
+
+    from vosweep.protocols.fastvot import TableData
 
 __all__ = ["DEFAULT_MAX_BYTES", "parse_votable"]
 
@@ -122,7 +131,11 @@ _MAGIC = (
 
 
 def parse_votable(
-    body: bytes, *, content_type: str = "", max_bytes: int = DEFAULT_MAX_BYTES
+    body: bytes,
+    *,
+    content_type: str = "",
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    fast: bool = True,
 ) -> Parsed:
     """Read a service response body as a VOTable.
 
@@ -132,9 +145,12 @@ def parse_votable(
         body: The response body as received (gzip is detected and inflated here).
         content_type: The response media type; only a hint (see the module docstring).
         max_bytes: Cap on the body size after decompression.
+        fast: Try the fast decoder first (False: astropy only, e.g. to compare the two
+            or to step around a fast-decoder bug).
 
     Returns:
-        The result tables in document order (meta resources left out), the status
+        The result tables in document order (meta resources left out): `TableData`
+        from the fast decoder, astropy `Table` from the fallback. Then the status
         (OK or OVERFLOW) and a message: the deciding QUERY_STATUS INFO's content (or
         its value when it has none), the truncation warning for an OVERFLOW found in a
         warning INFO, None when the document has no QUERY_STATUS.
@@ -152,6 +168,11 @@ def parse_votable(
         # Sniff what expat will really read: the declared encoding may have hidden markup.
         data = recoded
         start = _sniff(data, content_type, gzipped=layers > 0)
+    if fast:
+        parsed = _parse_fast(data, start)
+        if parsed is not None:
+            return parsed
+    _refuse_remote_streams(data, start)
     votable = _read_tree(data, start)
     with _format_errors("cannot read the VOTable"):
         signals = _collect_signals(votable)
@@ -407,6 +428,28 @@ def _excerpt(buf: bytes, start: int, end: int) -> str:
     return _clean(text)[:_EXCERPT_LIMIT]
 
 
+# --- the fast decoder ----------------------------------------------------------------------
+
+
+def _parse_fast(data: bytes, start: int) -> Parsed | None:
+    """The fast decoder's reading of the document, or None when it steps aside.
+
+    The status rules are the same as for astropy's tree: same signals, same decision.
+    """
+    document = fastvot.decode(data[start:] if start else data)
+    if document is None:
+        return None
+    found = document.signals
+    signals = _Signals(
+        statuses=list(found.statuses),
+        errors=[_element_text(e) for e in found.errors],
+        warnings=[_element_text(w) for w in found.warnings],
+    )
+    status, message = _decide_status(signals)
+    tables: list[Table | TableData] = list(document.tables)
+    return Parsed(tables=tables, status=status, message=message)
+
+
 # --- astropy -------------------------------------------------------------------------------
 
 
@@ -456,6 +499,23 @@ def _describe(exc: Exception) -> str:
     if isinstance(exc, ValueError) and text:
         return text
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+_REMOTE_STREAM = re.compile(rb"<(?:[\w.-]+:)?STREAM\b[^>]*\bhref\s*=", re.IGNORECASE)
+
+
+def _refuse_remote_streams(data: bytes, start: int) -> None:
+    """Refuse ``<STREAM href=...>``: astropy would fetch it with urlopen.
+
+    That accepts ``file:`` and any host, so a service could make a sweep read local
+    files or reach arbitrary addresses; a response must never reach beyond itself.
+    """
+    match = _REMOTE_STREAM.search(data, start)
+    if match is not None:
+        raise ResponseFormatError(
+            "VOTable data given by reference (<STREAM href=...>) is not fetched: "
+            "a response may not make vosweep read other URLs or local files"
+        )
 
 
 def _read_tree(data: bytes, start: int) -> Any:

@@ -1,4 +1,13 @@
-"""Column metadata exactly as astropy's ``Field.to_table_column`` sets it."""
+"""Column metadata and scalar values exactly as astropy's VOTable reader makes them.
+
+Both decoders (TABLEDATA and BINARY) must hand back what
+``astropy.io.votable``'s ``Field.to_table_column`` and its converters would: the
+metadata keys in the same order, VALUES/@null parsed the way astropy parses it (an
+unreadable integer null silently becomes 0, a float one is dropped), a display format
+only for scalar floats. The scalar parsers here follow astropy's ``converters.py`` with
+``verify="ignore"``; they are used for PARAM values, VALUES/@null and the cells that the
+vectorised TABLEDATA paths cannot take.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +17,19 @@ import numpy as np
 
 from vosweep.protocols.fastvot._model import FieldMeta, parse_unit
 
-__all__ = ["FLOAT_TYPES", "NUMPY_TYPES", "column_meta", "null_value"]
+__all__ = [
+    "FLOAT_TYPES",
+    "INT_RANGES",
+    "NUMPY_TYPES",
+    "column_meta",
+    "empty_mask",
+    "limit_value",
+    "null_value",
+    "parse_bool_text",
+    "parse_float_text",
+    "parse_int_text",
+    "values_meta",
+]
 
 #: Scalar numpy dtypes astropy gives each numeric VOTable datatype (native byte order).
 NUMPY_TYPES: dict[str, str] = {
@@ -21,27 +42,165 @@ NUMPY_TYPES: dict[str, str] = {
     "double": "f8",
 }
 FLOAT_TYPES = frozenset({"float", "double"})
+#: The range astropy clips each integer datatype's values to (warning W51, no error).
+INT_RANGES: dict[str, tuple[int, int]] = {
+    "unsignedByte": (0, 255),
+    "short": (-(2**15), 2**15 - 1),
+    "int": (-(2**31), 2**31 - 1),
+    "long": (-(2**63), 2**63 - 1),
+}
+_STRING_TYPES = frozenset({"char", "unicodeChar"})
+#: astropy's boolean spellings (looked up after ``str.upper``); anything else raises E05.
+_BOOLEANS: dict[str, tuple[bool, bool]] = {
+    "TRUE": (True, False),
+    "FALSE": (False, False),
+    "1": (True, False),
+    "0": (False, False),
+    "T": (True, False),
+    "F": (False, False),
+    "\0": (False, True),
+    " ": (False, True),
+    "?": (False, True),
+    "": (False, True),
+}
+
+
+def parse_int_text(
+    text: str, datatype: str, *, empty_is_null: bool, null: int | None = None
+) -> tuple[int, bool]:
+    """One integer cell as astropy's ``Integer.parse`` reads it: (value, masked).
+
+    Empty and ``nan`` give the null (or 0); hexadecimal needs ``0x``; values outside the
+    datatype's range are clipped (astropy only warns). Whether an empty cell is masked
+    depends on the VOTable version (*empty_is_null*: 1.3 or later).
+
+    Raises:
+        ValueError: What astropy raises too (then the whole document is unreadable).
+    """
+    value = text.lower()
+    masked = False
+    if value == "":
+        masked = empty_is_null
+        number = 0 if null is None else null
+    elif value == "nan":
+        masked = True
+        number = 0 if null is None else null
+    elif value.startswith("0x"):
+        number = int(value[2:], 16)  # noqa: FURB166 - base 0 refuses "0x-5", astropy not
+    else:
+        number = int(value, 10)
+    if null is not None and number == null:
+        masked = True
+    low, high = INT_RANGES[datatype]
+    return min(max(number, low), high), masked
+
+
+def parse_float_text(text: str) -> float | None:
+    """One float cell as astropy's permissive parser reads it; None if unreadable.
+
+    astropy (with ``verify="ignore"``) masks a cell it cannot read as a number instead
+    of failing: IRSA, for one, writes ``null`` in float cells.
+    """
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def parse_bool_text(text: str) -> tuple[bool, bool]:
+    """One boolean cell as astropy's ``Boolean.parse`` reads it: (value, masked).
+
+    Raises:
+        ValueError: For anything but astropy's spellings (astropy raises E05).
+    """
+    try:
+        return _BOOLEANS[text.upper()]
+    except KeyError:
+        raise ValueError(f"invalid boolean value {text!r}") from None
 
 
 def null_value(field: FieldMeta) -> Any:
-    """The VALUES/@null of an integer or float field, parsed as astropy parses it."""
-    if field.null is None:
+    """VALUES/@null parsed as astropy parses it, or None when astropy keeps no null.
+
+    astropy parses the attribute with the field's own scalar converter: strings stay as
+    they are, booleans and integers that do not parse become ``False``/``0`` (warning
+    W36), clipped integers stay clipped, and an unreadable float null is dropped.
+    """
+    text = field.null
+    if text is None:
         return None
-    dtype = NUMPY_TYPES.get(field.datatype)
-    if dtype is None or field.datatype == "boolean":
-        return field.null
-    if field.datatype in FLOAT_TYPES:
-        return float(field.null)
-    text = field.null.strip()
-    return int(text, 16) if text.lower().startswith("0x") else int(text)
+    datatype = field.datatype
+    if datatype in _STRING_TYPES or datatype not in NUMPY_TYPES:
+        return text
+    if datatype in FLOAT_TYPES:
+        return parse_float_text(text)
+    if datatype == "boolean":
+        try:
+            return parse_bool_text(text)[0]
+        except ValueError:
+            return False
+    try:
+        return parse_int_text(text, datatype, empty_is_null=True)[0]
+    except ValueError:
+        return 0
 
 
-def _float_format(field: FieldMeta) -> str | None:
-    # astropy's FloatingPoint.output_format; "{!s:>}" (no width, no precision) means none.
+def limit_value(datatype: str, arraysize: str | None, text: str) -> Any:
+    """A VALUES/MIN or MAX value as astropy parses it (scalar fields and strings only).
+
+    astropy parses it with the field's converter before VALUES/@null is known: an
+    unreadable float limit is dropped (None), an unreadable integer or boolean raises.
+
+    Raises:
+        ValueError: What astropy raises too.
+    """
+    if datatype in _STRING_TYPES:
+        return text
+    if arraysize is not None:
+        raise ValueError("limits of array fields are not reproduced")
+    if datatype in FLOAT_TYPES:
+        return parse_float_text(text)
+    if datatype == "boolean":
+        return parse_bool_text(text)[0]
+    return parse_int_text(text, datatype, empty_is_null=True)[0]
+
+
+def _inclusive(text: str) -> bool:
+    # astropy's Values.min_inclusive setter
+    if text == "yes":
+        return True
+    if text == "no":
+        return False
+    return bool(text)
+
+
+def values_meta(field: FieldMeta) -> dict[str, Any]:
+    """What astropy's ``Values.to_table_column`` puts in ``meta["values"]`` (may be empty)."""
+    values: dict[str, Any] = {}
+    if field.values_id is not None:
+        values["ID"] = field.values_id
+    null = null_value(field)
+    if null is not None:
+        values["null"] = null
+    for key, limit in (("min", field.minimum), ("max", field.maximum)):
+        if limit is not None:
+            value = limit_value(field.datatype, field.arraysize, limit[0])
+            if value is not None:
+                values[key] = {"value": value, "inclusive": _inclusive(limit[1])}
+    if field.options:
+        values["options"] = dict(field.options)
+    return values
+
+
+def float_format(field: FieldMeta) -> str | None:
+    """Astropy's ``FloatingPoint.output_format`` for *field*; None when it has none.
+
+    ``{!s:>}`` (no width, no precision) is what astropy leaves out of ``Column.format``.
+    """
     precision, width = field.precision, field.width
     parts = ["{!s:>" if precision is None else "{:"]
     if width is not None:
-        parts.append(str(width))
+        parts.append(str(int(width)))
     if precision is not None:
         if precision.startswith("E"):
             parts.append(f".{int(precision[1:]):d}g")
@@ -57,18 +216,26 @@ def _float_format(field: FieldMeta) -> str | None:
 def column_meta(
     field: FieldMeta, version: str = "1.4"
 ) -> tuple[Any, str | None, dict[str, Any], str | None]:
-    """(unit, description, meta, format) of the astropy column for *field*."""
+    """(unit, description, meta, format) of the astropy column for *field*.
+
+    Only a scalar float field has astropy's ``FloatingPoint`` converter, hence a
+    format: arrays of floats get none.
+    """
     meta: dict[str, Any] = {}
     for key in ("ucd", "width", "precision", "utype", "xtype"):
         value = getattr(field, key)
         if value is not None:
             meta[key] = int(value) if key == "width" else value
-    if field.null is not None:
-        meta["values"] = {"null": null_value(field)}
+    values = values_meta(field)
+    if values:
+        meta["values"] = values
+    if field.links:
+        meta["links"] = [dict(link) for link in field.links]
     fmt = None
     if field.datatype in FLOAT_TYPES:
-        fmt = _float_format(field)
-    elif field.datatype in {"char", "unicodeChar"}:
+        if field.arraysize is None:
+            fmt = float_format(field)
+    elif field.datatype in _STRING_TYPES:
         meta["_votable_string_dtype"] = field.datatype
         if field.arraysize is not None and field.arraysize.endswith("*"):
             meta["_votable_arraysize"] = field.arraysize

@@ -45,5 +45,6 @@ def bench(session: nox.Session) -> None:
     """Benchmarks against baselines run in the same process; writes benchmarks/results/."""
     session.install("-e", ".[progress]", *_group("bench"))
     args = session.posargs or []
+    session.run("python", "benchmarks/bench_votable.py", *args)
     session.run("python", "benchmarks/bench_aggregate.py", *args)
     session.run("python", "benchmarks/bench_fanout.py", *args)

@@ -51,7 +51,7 @@ from typing import Any
 
 import numpy as np
 
-from vosweep.protocols.fastvot._columns import NUMPY_TYPES, column_meta
+from vosweep.protocols.fastvot._columns import NUMPY_TYPES, build_column
 from vosweep.protocols.fastvot._model import ColumnData, FieldMeta
 
 __all__ = ["decode_stream"]
@@ -489,9 +489,7 @@ def _columns(
             decoded = _fixed_column(spec, raw, flag)
         if decoded is None:
             return None
-        data, mask = decoded
-        unit, description, meta, fmt = column_meta(field, version)
-        columns.append(ColumnData(field.name, data, mask, unit, description, meta, fmt))
+        columns.append(build_column(field, *decoded, version))
     return columns
 
 

@@ -15,12 +15,13 @@ from typing import Any
 
 import numpy as np
 
-from vosweep.protocols.fastvot._model import FieldMeta, parse_unit
+from vosweep.protocols.fastvot._model import ColumnData, FieldMeta, parse_unit
 
 __all__ = [
     "FLOAT_TYPES",
     "INT_RANGES",
     "NUMPY_TYPES",
+    "build_column",
     "column_meta",
     "empty_mask",
     "limit_value",
@@ -241,6 +242,14 @@ def column_meta(
             meta["_votable_arraysize"] = field.arraysize
     unit = parse_unit(field.unit, version) if field.unit is not None else None
     return unit, field.description, meta, fmt
+
+
+def build_column(
+    field: FieldMeta, data: np.ndarray[Any, Any], mask: np.ndarray[Any, Any], version: str
+) -> ColumnData:
+    """A decoded column with astropy's metadata for *field* (one place for both decoders)."""
+    unit, description, meta, fmt = column_meta(field, version)
+    return ColumnData(field.name, data, mask, unit, description, meta, fmt)
 
 
 def empty_mask(shape: tuple[int, ...]) -> np.ndarray[Any, Any]:

@@ -38,7 +38,7 @@ from vosweep.protocols.fastvot._columns import (
     FLOAT_TYPES,
     INT_RANGES,
     NUMPY_TYPES,
-    column_meta,
+    build_column,
     null_value,
     parse_bool_text,
     parse_float_text,
@@ -142,9 +142,7 @@ def decode_tabledata(
             return None
         if decoded is None:
             return None
-        data, mask = decoded
-        unit, description, meta, fmt = column_meta(field, version)
-        columns.append(ColumnData(field.name, data, mask, unit, description, meta, fmt))
+        columns.append(build_column(field, *decoded, version))
     return columns
 
 

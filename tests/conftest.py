@@ -6,8 +6,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from hypothesis import settings
 import structlog
+from hypothesis import settings
 
 from vosweep.testing import no_backoff
 

@@ -97,7 +97,7 @@ class ServiceError(VosweepError):
         status: The HTTP status code, when there was one.
     """
 
-    #: Whether another attempt may succeed (connection trouble, 5xx, 429, timeouts).
+    #: Whether another attempt may succeed (connection trouble, 5xx, 408, 425, 429).
     transient: ClassVar[bool] = False
     #: Whether this failure says something about the health of the whole host.
     host_failure: ClassVar[bool] = False

@@ -53,10 +53,6 @@ class HostLimits:
         """Whether one more request may start on *host* now."""
         return self._in_flight < self.total and self._by_host[host] < self.per_host
 
-    def in_flight(self, host: str) -> int:
-        """Requests running on *host* now."""
-        return self._by_host.get(host, 0)
-
     def acquire(self, host: str) -> None:
         """Take a slot on *host*; the caller checked `can_start` first."""
         if not self.can_start(host):

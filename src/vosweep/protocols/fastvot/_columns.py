@@ -23,7 +23,6 @@ __all__ = [
     "NUMPY_TYPES",
     "build_column",
     "column_meta",
-    "empty_mask",
     "limit_value",
     "null_value",
     "parse_bool_text",
@@ -250,8 +249,3 @@ def build_column(
     """A decoded column with astropy's metadata for *field* (one place for both decoders)."""
     unit, description, meta, fmt = column_meta(field, version)
     return ColumnData(field.name, data, mask, unit, description, meta, fmt)
-
-
-def empty_mask(shape: tuple[int, ...]) -> np.ndarray[Any, Any]:
-    """An all-False mask."""
-    return np.zeros(shape, dtype=bool)

@@ -80,6 +80,7 @@ def only_table(body: bytes) -> Any:
 
 SCALARS = [
     pytest.param("boolean", None, ("T", "F", "1", "0", "true", "False", "?", ""), id="boolean"),
+    pytest.param("boolean", None, ("tRuE", " T ", "f", "?"), id="boolean-odd-spellings"),
     pytest.param("unsignedByte", None, ("0", "255", "300", "-4", "0x1F", ""), id="ubyte"),
     pytest.param("short", None, ("1", "-32768", "40000", "+7", " 12 ", "nan"), id="short"),
     pytest.param("int", None, ("1", "-5", "0X7f", "", "NaN", "1_000"), id="int"),
@@ -191,6 +192,36 @@ def test_float_null_is_compared_as_astropy_does() -> None:
 def test_tabledata_markup(rows_text: str) -> None:
     """Empty-element cells, attributes, whitespace, references, CDATA and comments."""
     check(vot(table(field("n", "int") + field("s", "char", "*"), rows_text)))
+
+
+@pytest.mark.parametrize(
+    ("rows_text", "fast"),
+    [
+        pytest.param("<TR><TD>1</TD></TR>", False, id="short-row"),
+        pytest.param("<TR><TD>1</TD><TD>a</TD><TD>x</TD></TR>", False, id="long-row"),
+        pytest.param(
+            "<TR><TD>1</TD><TD>a</TD></TR><TR><TD>2</TD></TR><TR><TD>3</TD><TD>b</TD></TR>",
+            False,
+            id="short-row-inside",
+        ),
+        pytest.param(
+            "<TR><TD>1</TD><TD>a</TD></TR>text<TR><TD>2</TD><TD>b</TD></TR>",
+            False,
+            id="text-between-rows",
+        ),
+        pytest.param(
+            "<TR><TD>1</TD><TD>a</TD></TR>\u00a0<TR><TD>2</TD><TD>b</TD></TR>\u2028",
+            True,
+            id="unicode-space-between-rows",
+        ),
+        pytest.param(
+            "<TR><TD>1</TD><TD/></TR> <TR><TD/><TD>b &amp; c</TD></TR>", True, id="plain-rows"
+        ),
+    ],
+)
+def test_row_structure(rows_text: str, *, fast: bool) -> None:
+    """Rows of the wrong width or with text between them leave the whole-row fast path."""
+    check(vot(table(field("n", "int") + field("s", "char", "*"), rows_text)), fast=fast)
 
 
 @pytest.mark.parametrize("prefix", ["vot", "ns0"])

@@ -64,6 +64,12 @@ _BAD_AMPERSAND = re.compile(r"&(?!(?:#[0-9]+|#x[0-9a-fA-F]+|amp|lt|gt|quot|apos)
 _ENTITIES = {"amp": "&", "lt": "<", "gt": ">", "quot": '"', "apos": "'"}
 _ATTRIBUTES = r"""(?:[ \t\r\n]+[^ \t\r\n=<>/"']+[ \t\r\n]*=[ \t\r\n]*(?:"[^"<]*"|'[^'<]*'))*"""
 _HIDDEN = re.compile(r"<!--(.*?)-->|<!\[CDATA\[(.*?)\]\]>", re.DOTALL)
+#: Boolean cells as writers spell them: 1 true, 0 false, 2 null (anything else: slow path).
+_BOOLEAN_CODES = {
+    **{spelling: 1 for spelling in ("T", "t", "1", "true", "True", "TRUE")},
+    **{spelling: 0 for spelling in ("F", "f", "0", "false", "False", "FALSE")},
+    **{spelling: 2 for spelling in ("", "?")},
+}
 #: Fixed-width strings may take this many characters per payload character (and at
 #: least the floor): ``arraysize="1000000"`` must not make a few rows allocate gigabytes.
 _STRING_BLOWUP = 16
@@ -89,6 +95,7 @@ class _Patterns:
             f"<{p}TD{_ATTRIBUTES}{space}(?:/>|>([^<]*+)</{p}TD{space}>)[ \t\r\n]*+"
         )
         self.encoded = re.compile(f"<{p}TD[ \t\r\n][^>]*encoding")
+        self.cell_slot = f"(?:<{p}TD/>|<{p}TD>([^<]*+)</{p}TD>)[ \t\r\n]*+"
         self.row_open = re.compile(f"<{p}TR{_ATTRIBUTES}{space}>")
         self.row_close = re.compile(f"</{p}TR{space}>")
 
@@ -96,6 +103,14 @@ class _Patterns:
 @lru_cache(maxsize=16)
 def _patterns(prefix: str) -> _Patterns:
     return _Patterns(prefix)
+
+
+@lru_cache(maxsize=64)
+def _row_pattern(prefix: str, width: int) -> re.Pattern[str]:
+    """One whole plain row of *width* cells: `re.split` then yields only cells and gaps."""
+    patterns = _patterns(prefix)
+    p = re.escape(prefix)
+    return re.compile(f"<{p}TR>[ \t\r\n]*+{patterns.cell_slot * width}</{p}TR>")
 
 
 def decode_tabledata(
@@ -159,7 +174,9 @@ def _cells(text: str, width: int, patterns: _Patterns) -> list[str] | None:
     """
     if "\r" in text:
         text = text.replace("\r\n", "\n").replace("\r", "\n")  # XML end-of-line handling
-    cells = _split(text, width, patterns, patterns.plain)
+    cells = _split_rows(text, width, patterns.prefix)
+    if cells is None:
+        cells = _split(text, width, patterns, patterns.plain)
     if cells is None:
         if "<!" in text:
             plain = _plain(text)
@@ -181,6 +198,23 @@ def _cells(text: str, width: int, patterns: _Patterns) -> list[str] | None:
                     return None
                 cells[i] = expanded
     return cells
+
+
+def _split_rows(text: str, width: int, prefix: str) -> list[str] | None:
+    """The cells, if *text* is only plain rows (``<TR><TD>v</TD><TD/></TR>``, spaced).
+
+    One match per row leaves a single gap string per row, which must be blank; the
+    cell-by-cell split below makes two strings per cell and checks the tags afterwards.
+    """
+    parts = _row_pattern(prefix, width).split(text)
+    step = width + 1
+    gaps = "".join(parts[::step])
+    if gaps and not gaps.isspace() or not gaps.isascii():
+        return None  # something else between the rows: let the general path judge it
+    del parts[::step]
+    if None in parts:
+        return [value or "" for value in parts]
+    return parts
 
 
 def _split(text: str, width: int, patterns: _Patterns, cell: re.Pattern[str]) -> list[str] | None:
@@ -301,9 +335,11 @@ def _floats(cells: list[str], dtype: np.dtype[Any], null: float | None) -> tuple
     bad: Array | None = None
     try:
         if "" in cells:
+            empty = np.fromiter(map(operator.not_, cells), dtype=bool, count=count)
+            values = np.full(count, np.nan)
+            values[~empty] = np.fromiter(map(float, filter(None, cells)), np.float64)
             if null is not None:
-                bad = np.fromiter(map(operator.not_, cells), dtype=bool, count=count)
-            values = np.fromiter(map(float, [cell or "nan" for cell in cells]), np.float64, count)
+                bad = empty
         else:
             values = np.fromiter(map(float, cells), dtype=np.float64, count=count)
     except ValueError:
@@ -339,7 +375,8 @@ def _integers(
     try:
         if "" in cells:
             empty = np.fromiter(map(operator.not_, cells), dtype=bool, count=count)
-            values = np.fromiter(map(int, [cell or "0" for cell in cells]), np.int64, count)
+            values = np.zeros(count, dtype=np.int64)
+            values[~empty] = np.fromiter(map(int, filter(None, cells)), np.int64)
         else:
             empty = None
             values = np.fromiter(map(int, cells), dtype=np.int64, count=count)
@@ -366,7 +403,17 @@ def _integers(
 
 
 def _booleans(cells: list[str]) -> tuple[Array, Array]:
-    """Booleans, cell by cell (astropy's spellings; anything else raises ValueError)."""
+    """Booleans: the usual spellings through one lookup table, the rest cell by cell.
+
+    Raises:
+        ValueError: A cell astropy does not read as a boolean (it raises E05).
+    """
+    try:
+        codes = np.fromiter(map(_BOOLEAN_CODES.__getitem__, cells), np.int8, len(cells))
+    except KeyError:
+        pass
+    else:
+        return codes == 1, codes == 2  # noqa: PLR2004 - the codes of _BOOLEAN_CODES
     pairs = [parse_bool_text(cell.strip(XML_SPACE)) for cell in cells]
     count = len(cells)
     data = np.fromiter((value for value, _ in pairs), dtype=bool, count=count)

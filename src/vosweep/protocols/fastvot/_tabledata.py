@@ -66,9 +66,9 @@ _ATTRIBUTES = r"""(?:[ \t\r\n]+[^ \t\r\n=<>/"']+[ \t\r\n]*=[ \t\r\n]*(?:"[^"<]*"
 _HIDDEN = re.compile(r"<!--(.*?)-->|<!\[CDATA\[(.*?)\]\]>", re.DOTALL)
 #: Boolean cells as writers spell them: 1 true, 0 false, 2 null (anything else: slow path).
 _BOOLEAN_CODES = {
-    **{spelling: 1 for spelling in ("T", "t", "1", "true", "True", "TRUE")},
-    **{spelling: 0 for spelling in ("F", "f", "0", "false", "False", "FALSE")},
-    **{spelling: 2 for spelling in ("", "?")},
+    **dict.fromkeys(("T", "t", "1", "true", "True", "TRUE"), 1),
+    **dict.fromkeys(("F", "f", "0", "false", "False", "FALSE"), 0),
+    **dict.fromkeys(("", "?"), 2),
 }
 #: Fixed-width strings may take this many characters per payload character (and at
 #: least the floor): ``arraysize="1000000"`` must not make a few rows allocate gigabytes.
@@ -209,7 +209,7 @@ def _split_rows(text: str, width: int, prefix: str) -> list[str] | None:
     parts = _row_pattern(prefix, width).split(text)
     step = width + 1
     gaps = "".join(parts[::step])
-    if gaps and not gaps.isspace() or not gaps.isascii():
+    if (gaps and not gaps.isspace()) or not gaps.isascii():
         return None  # something else between the rows: let the general path judge it
     del parts[::step]
     if None in parts:
@@ -413,7 +413,7 @@ def _booleans(cells: list[str]) -> tuple[Array, Array]:
     except KeyError:
         pass
     else:
-        return codes == 1, codes == 2  # noqa: PLR2004 - the codes of _BOOLEAN_CODES
+        return codes == 1, codes == 2
     pairs = [parse_bool_text(cell.strip(XML_SPACE)) for cell in cells]
     count = len(cells)
     data = np.fromiter((value for value, _ in pairs), dtype=bool, count=count)

@@ -224,6 +224,28 @@ def test_row_structure(rows_text: str, *, fast: bool) -> None:
     check(vot(table(field("n", "int") + field("s", "char", "*"), rows_text)), fast=fast)
 
 
+def test_same_field_with_other_children_in_later_documents() -> None:
+    """FIELDs are cached on their attributes: children still count per document."""
+    head = '<FIELD name="m" datatype="int" unit="mag" ucd="phot.mag"'
+    children = [
+        "/>",
+        '><DESCRIPTION>first</DESCRIPTION><VALUES null="-1"/></FIELD>',
+        '><LINK href="http://example.org/m"/></FIELD>',
+        "/>",
+    ]
+    seen = []
+    for child in children:
+        result = only_table(vot(table(head + child, rows(("-1",), ("2",)))))
+        column = result["m"]
+        seen.append((column.description, column.mask.tolist(), "links" in column.meta))
+    assert seen == [
+        (None, [False, False], False),
+        ("first", [True, False], False),
+        (None, [False, False], True),
+        (None, [False, False], False),
+    ]
+
+
 @pytest.mark.parametrize("prefix", ["vot", "ns0"])
 def test_namespace_prefixes(prefix: str) -> None:
     """Prefixed documents (vot:, ns0:) take the fast path, status included."""

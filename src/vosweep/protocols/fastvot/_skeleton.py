@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, NoReturn
 from xml.parsers import expat
@@ -300,12 +300,6 @@ def _cut_payloads(data: bytes) -> tuple[bytes, list[Payload]] | None:
 Event = tuple[bool, str, Any, int]
 
 
-def _local(name: str) -> str:
-    """The element name without its prefix, cut at the first colon as astropy does."""
-    _, colon, rest = name.partition(":")
-    return rest if colon else name
-
-
 def _events(skeleton: bytes, payloads: list[Payload]) -> list[Event]:
     """The skeleton's start and end events, with text as astropy's tokenizer keeps it.
 
@@ -314,28 +308,29 @@ def _events(skeleton: bytes, payloads: list[Payload]) -> list[Event]:
     since the last start tag inside it, up to the first end tag.
     """
     events: list[Event] = []
+    add = events.append
     text: list[str] = []
     collecting = False
     seen = 0
 
     def start(name: str, attributes: dict[str, str]) -> None:
         nonlocal collecting, seen
-        tag = _local(name)
+        tag = name.partition(":")[2] if ":" in name else name  # astropy cuts at the first
         index = -1
         if tag in PAYLOAD_KINDS:
             if seen >= len(payloads) or name != payloads[seen].prefix + payloads[seen].kind:
                 _unsupported()
             index = seen
             seen += 1
-        events.append((True, tag, attributes, index))
+        add((True, tag, attributes, index))
         text.clear()
         collecting = True
 
     def end(name: str) -> None:
         nonlocal collecting
         stripped = "".join(text).strip(XML_SPACE)
-        text[:] = [stripped]
-        events.append((False, _local(name), stripped, -1))
+        text[:] = (stripped,)
+        add((False, name.partition(":")[2] if ":" in name else name, stripped, -1))
         collecting = False
 
     def characters(chunk: str) -> None:
@@ -392,27 +387,14 @@ def _blank_to_none(text: str | None) -> str | None:
 
 
 @dataclass(slots=True)
-class _Field:
-    """A FIELD or PARAM being read (attributes as astropy keeps them)."""
+class _Values:
+    """A FIELD's or PARAM's VALUES child as astropy keeps it."""
 
-    name: str
-    ID: str | None
-    datatype: str
-    arraysize: str | None
-    unit: str | None
-    ucd: str | None
-    utype: str | None
-    xtype: str | None
-    width: str | None
-    precision: str | None
-    ref: str | None = None
-    description: str | None = None
     null: str | None = None
     values_id: str | None = None
     minimum: tuple[str, str] | None = None
     maximum: tuple[str, str] | None = None
     options: list[tuple[str | None, str]] = field(default_factory=list)
-    links: list[tuple[tuple[str, str], ...]] = field(default_factory=list)
 
 
 #: The attributes of a LINK that astropy keeps in a column's meta, in its order.
@@ -530,7 +512,7 @@ class _Walker:
             if nrows < 0:
                 _unsupported()
         description = None
-        fields: list[_Field] = []
+        fields: list[FieldMeta] = []
         params: dict[str, Any] = {}
         has_data = False
         for start, tag, data, _ in self._it:
@@ -598,72 +580,44 @@ class _Walker:
 
     # FIELD and PARAM --------------------------------------------------------------------
 
-    def _field(self, attributes: dict[str, str], element: str = "FIELD") -> _Field:
-        _refuse_attributes(attributes, "votable")
-        name = attributes.get("name")
-        identifier = _resolve_id(attributes) or fix_id(name)
-        if name == "cprojection":
-            _unsupported()  # astropy rewrites one NOAO field's type
-        if name is None:
-            if identifier is None:
-                _unsupported()  # W12
-            name = identifier
-        datatype = attributes.get("datatype")
-        datatype = _DATATYPE_ALIASES.get(datatype, datatype) if datatype else datatype
-        if datatype is None:
-            datatype = "char"
-        if datatype not in NUMPY_TYPES and datatype not in _STRING_TYPES:
-            _unsupported()  # unknown (E06), or bit and complex
-        arraysize = attributes.get("arraysize")
-        if arraysize is not None and not _ARRAYSIZE.match(arraysize):
-            _unsupported()  # E13
-        unit = attributes.get("unit")
-        if unit is not None:
-            parse_unit(unit, self.version)
-        width = attributes.get("width") if element == "FIELD" else None
-        if width is not None and int(width) <= 0:
-            _unsupported()  # E12
-        precision = attributes.get("precision")
-        if precision is not None and not _PRECISION.match(precision):
-            _unsupported()  # E11
-        current = _Field(
-            name=name,
-            ID=identifier,
-            datatype=datatype,
-            arraysize=arraysize,
-            unit=unit,
-            ucd=_blank_to_none(attributes.get("ucd")),
-            utype=attributes.get("utype"),
-            xtype=attributes.get("xtype"),
-            width=width,
-            precision=precision,
-            ref=attributes.get("ref"),  # informational only: astropy's table ignores it
-        )
-        _check_converter(current)
+    def _field(self, attributes: dict[str, str], element: str = "FIELD") -> FieldMeta:
+        base = _field_base(tuple(attributes.items()), element, self.version)
+        description = None
+        values = None
+        links: list[tuple[tuple[str, str], ...]] = []
         for start, tag, data, _ in self._it:
             if start:
                 if tag == "VALUES":
-                    self._values(data, current, column=element == "FIELD")
+                    values = self._values(data, base, column=element == "FIELD")
                 elif tag == "LINK":
-                    current.links.append(_link_meta(data))
+                    links.append(_link_meta(data))
                     self._link(data)
             elif tag == "DESCRIPTION":
-                current.description = data or None
+                description = data or None
             elif tag == element:
                 break
-        return current
+        if description is None and values is None and not links:
+            return base  # immutable: shared by every document with this FIELD
+        values = values or _Values()
+        return replace(
+            base,
+            description=description,
+            null=values.null,
+            values_id=values.values_id,
+            minimum=values.minimum,
+            maximum=values.maximum,
+            options=tuple(values.options),
+            links=tuple(links),
+        )
 
-    def _values(self, attributes: dict[str, str], current: _Field, *, column: bool) -> None:
+    def _values(self, attributes: dict[str, str], base: FieldMeta, *, column: bool) -> _Values:
         """A VALUES element: astropy starts its domain afresh for each one."""
         _refuse_attributes(attributes, "votable", "field")
         if attributes.get("ref") is not None:
             _unsupported()  # the domain of another VALUES
         if attributes.get("type", "legal") not in {"legal", "actual"}:
             _unsupported()  # E08
-        current.null = attributes.get("null")
-        current.values_id = _resolve_id(attributes)
-        current.minimum = current.maximum = None
-        current.options = []
+        current = _Values(null=attributes.get("null"), values_id=_resolve_id(attributes))
         for start, tag, data, _ in self._it:
             if start:
                 if tag in {"MIN", "MAX", "OPTION"} and "value" not in data:
@@ -678,7 +632,8 @@ class _Walker:
                 break
         for limit in (current.minimum, current.maximum):
             if limit is not None:
-                _check_limit(current, limit[0], column=column, v13=self._v13)
+                _check_limit(base, limit[0], column=column, v13=self._v13)
+        return current
 
     def _param(self, attributes: dict[str, str]) -> tuple[str, Any]:
         """A PARAM: its name and its value as astropy parses it."""
@@ -775,7 +730,62 @@ def _link_meta(attributes: dict[str, str]) -> tuple[tuple[str, str], ...]:
     return tuple((key, value) for key in _LINK_KEYS if (value := found[key]) is not None)
 
 
-def _check_limit(current: _Field, text: str, *, column: bool, v13: bool) -> None:
+@lru_cache(maxsize=4096)
+def _field_base(items: tuple[tuple[str, str], ...], element: str, version: str) -> FieldMeta:
+    """A FIELD's or PARAM's own attributes, checked as astropy checks them.
+
+    Cached (exceptions are not): a sweep meets the same FIELD elements over and over.
+
+    Raises:
+        Unsupported: astropy raises on these attributes, or they are not reproduced.
+        ValueError: An attribute astropy cannot read (a width that is no integer).
+    """
+    attributes = dict(items)
+    _refuse_attributes(attributes, "votable")
+    name = attributes.get("name")
+    identifier = _resolve_id(attributes) or fix_id(name)
+    if name == "cprojection":
+        _unsupported()  # astropy rewrites one NOAO field's type
+    if name is None:
+        if identifier is None:
+            _unsupported()  # W12
+        name = identifier
+    datatype = attributes.get("datatype")
+    datatype = _DATATYPE_ALIASES.get(datatype, datatype) if datatype else datatype
+    if datatype is None:
+        datatype = "char"
+    if datatype not in NUMPY_TYPES and datatype not in _STRING_TYPES:
+        _unsupported()  # unknown (E06), or bit and complex
+    arraysize = attributes.get("arraysize")
+    if arraysize is not None and not _ARRAYSIZE.match(arraysize):
+        _unsupported()  # E13
+    unit = attributes.get("unit")
+    if unit is not None:
+        parse_unit(unit, version)
+    width = attributes.get("width") if element == "FIELD" else None
+    if width is not None and int(width) <= 0:
+        _unsupported()  # E12
+    precision = attributes.get("precision")
+    if precision is not None and not _PRECISION.match(precision):
+        _unsupported()  # E11
+    base = FieldMeta(
+        name=name,
+        ID=identifier,
+        datatype=datatype,
+        arraysize=arraysize,
+        unit=unit,
+        ucd=_blank_to_none(attributes.get("ucd")),
+        utype=attributes.get("utype"),
+        xtype=attributes.get("xtype"),
+        width=width,
+        precision=precision,
+        ref=attributes.get("ref"),  # informational only: astropy's table ignores it
+    )
+    _check_converter(base)
+    return base
+
+
+def _check_limit(current: FieldMeta, text: str, *, column: bool, v13: bool) -> None:
     """Refuse a MIN or MAX value that astropy's converter raises on.
 
     A FIELD's limits end up in its column's meta, which is reproduced for scalars and
@@ -811,7 +821,7 @@ def _check_limit(current: _Field, text: str, *, column: bool, v13: bool) -> None
         _scalar(datatype, part, v13=v13)
 
 
-def _check_converter(current: _Field) -> None:
+def _check_converter(current: FieldMeta) -> None:
     """Refuse what astropy's ``get_converter`` raises on, or what the model cannot hold."""
     arraysize = current.arraysize
     if current.datatype in _STRING_TYPES:
@@ -832,46 +842,24 @@ def _check_converter(current: _Field) -> None:
         _unsupported()  # 3x*, s-suffixes and other rarities
 
 
-def _field_metas(fields: list[_Field]) -> list[FieldMeta]:
-    """FieldMeta for each FIELD, named as astropy's ``to_table(use_names_over_ids=True)``."""
-    names: list[str] = []
-    taken: set[str] = set()
+def _field_metas(fields: list[FieldMeta]) -> list[FieldMeta]:
+    """The FIELDs named as astropy's ``to_table(use_names_over_ids=True)`` names columns."""
+    names: set[str] = set()
+    metas = []
     for current in fields:
         if not current.name:
             _unsupported()
         name = current.name
         counter = 2
-        while name in taken:
+        while name in names:
             name = f"{current.name}{counter}"
             counter += 1
-        names.append(name)
-        taken.add(name)
-    return [
-        FieldMeta(
-            name=name,
-            ID=current.ID,
-            datatype=current.datatype,
-            arraysize=current.arraysize,
-            unit=current.unit,
-            ucd=current.ucd,
-            utype=current.utype,
-            xtype=current.xtype,
-            width=current.width,
-            precision=current.precision,
-            ref=current.ref,
-            description=current.description,
-            null=current.null,
-            values_id=current.values_id,
-            minimum=current.minimum,
-            maximum=current.maximum,
-            options=tuple(current.options),
-            links=tuple(current.links),
-        )
-        for name, current in zip(names, fields, strict=True)
-    ]
+        names.add(name)
+        metas.append(current if name == current.name else replace(current, name=name))
+    return metas
 
 
-def param_value(current: _Field, text: str, *, v13: bool) -> Any:
+def param_value(current: FieldMeta, text: str, *, v13: bool) -> Any:
     """A PARAM's value as astropy's converter parses it.
 
     Raises:

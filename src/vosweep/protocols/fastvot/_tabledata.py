@@ -346,20 +346,22 @@ def _floats(cells: list[str], dtype: np.dtype[Any], null: float | None) -> tuple
         parsed = [parse_float_text(cell) for cell in cells]
         bad = np.fromiter((value is None for value in parsed), dtype=bool, count=count)
         values = np.array([np.nan if value is None else value for value in parsed])
-    with np.errstate(over="ignore", invalid="ignore"):
-        if null is None:
-            mask = np.isnan(values)
-        else:
-            # astropy compares each Python float with the null as numpy promotes them.
+    if null is None:
+        mask = np.isnan(values)
+    else:
+        # astropy compares each Python float with the null as numpy promotes them.
+        with np.errstate(over="ignore", invalid="ignore"):
             target = np.asarray(null, dtype=dtype)
-            compare = np.result_type(0.0, target)
-            if bad is not None:
-                values[bad] = target
-            mask = values.astype(compare) == target.astype(compare)
-            if bad is not None:
-                mask |= bad
-        data = values.astype(dtype, copy=False)
-    return data, mask
+        compare = np.result_type(0.0, target)
+        if bad is not None:
+            values[bad] = target
+        mask = values.astype(compare) == target.astype(compare)
+        if bad is not None:
+            mask |= bad
+    if dtype == values.dtype:
+        return values, mask
+    with np.errstate(over="ignore"):  # float32: out-of-range values become infinite
+        return values.astype(dtype), mask
 
 
 def _integers(

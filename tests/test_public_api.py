@@ -9,9 +9,10 @@ import types
 import pytest
 
 import vosweep
+import vosweep.registry
 import vosweep.testing
 
-MODULES = [vosweep, vosweep.testing]
+MODULES = [vosweep, vosweep.registry, vosweep.testing]
 
 
 def isort_key(name: str) -> tuple[int, list[int | str]]:

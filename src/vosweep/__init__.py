@@ -1,6 +1,7 @@
 """vosweep: query the whole Virtual Observatory at once.
 
-The public API is exactly what ``__all__`` lists; `vosweep.testing` holds the simulated VO.
+The public API is exactly what ``__all__`` lists, plus two subpackages: `vosweep.registry`
+(discovery) and `vosweep.testing` (the simulated VO).
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from __future__ import annotations
 from importlib.metadata import version as _version
 from typing import Any as _Any
 
+from vosweep import registry as registry
 from vosweep.config import DEFAULT_BREAKER as DEFAULT_BREAKER
 from vosweep.config import DEFAULT_LIMITS as DEFAULT_LIMITS
 from vosweep.config import DEFAULT_RETRY as DEFAULT_RETRY
@@ -16,6 +18,7 @@ from vosweep.config import BreakerPolicy as BreakerPolicy
 from vosweep.config import EngineConfig as EngineConfig
 from vosweep.config import ErrorPolicy as ErrorPolicy
 from vosweep.config import Limits as Limits
+from vosweep.config import RegistryConfig as RegistryConfig
 from vosweep.config import RetryPolicy as RetryPolicy
 from vosweep.config import Timeouts as Timeouts
 from vosweep.engine import Engine as Engine
@@ -28,6 +31,8 @@ from vosweep.errors import FanoutAborted as FanoutAborted
 from vosweep.errors import HTTPStatusError as HTTPStatusError
 from vosweep.errors import QueryRejected as QueryRejected
 from vosweep.errors import RateLimited as RateLimited
+from vosweep.errors import RegistryFeatureMissing as RegistryFeatureMissing
+from vosweep.errors import RegistryUnavailable as RegistryUnavailable
 from vosweep.errors import ResponseFormatError as ResponseFormatError
 from vosweep.errors import ResponseTooLarge as ResponseTooLarge
 from vosweep.errors import ServiceError as ServiceError
@@ -65,6 +70,9 @@ __all__ = [
     "Protocol",
     "QueryRejected",
     "RateLimited",
+    "RegistryConfig",
+    "RegistryFeatureMissing",
+    "RegistryUnavailable",
     "ResponseFormatError",
     "ResponseTooLarge",
     "RetryPolicy",

@@ -17,7 +17,11 @@ __all__ = [
     "FANOUT_DONE",
     "FANOUT_STARTED",
     "FETCH_FAILED",
+    "FETCH_FAILOVER",
     "FETCH_RETRY",
+    "REGISTRY_FAILOVER",
+    "REGISTRY_NO_CAPABILITIES",
+    "REGISTRY_SEARCH",
     "SERVICE_DONE",
     "get_logger",
 ]
@@ -26,6 +30,8 @@ __all__ = [
 SERVICE_DONE = "vosweep.service.done"
 #: One attempt failed (the request may still succeed on retry).
 FETCH_FAILED = "vosweep.fetch.failed"
+#: A service's host failed: the request moves on to a mirror URL.
+FETCH_FAILOVER = "vosweep.fetch.failover"
 #: A retry was scheduled, with the wait.
 FETCH_RETRY = "vosweep.fetch.retry"
 #: A host's circuit breaker opened: its remaining requests are skipped.
@@ -33,6 +39,12 @@ BREAKER_OPENED = "vosweep.breaker.opened"
 #: A fan-out started / ended (with the per-status counts).
 FANOUT_STARTED = "vosweep.fanout.started"
 FANOUT_DONE = "vosweep.fanout.done"
+#: A registry search answered (endpoint, resources found, overflow).
+REGISTRY_SEARCH = "vosweep.registry.search"
+#: A registry endpoint failed; the next one is tried.
+REGISTRY_FAILOVER = "vosweep.registry.failover"
+#: A registry has no usable capabilities document: conservative query shapes are used.
+REGISTRY_NO_CAPABILITIES = "vosweep.registry.no_capabilities"
 
 # The logging HOWTO's advice for libraries: without this, Python's last-resort handler
 # would print every warning-level event to stderr in an unconfigured notebook.

@@ -6,8 +6,10 @@ bad value is reported (naming the field) before any request is sent.
 
 from __future__ import annotations
 
+import os
 import re
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
@@ -16,12 +18,14 @@ from vosweep.errors import UsageError
 __all__ = [
     "DEFAULT_BREAKER",
     "DEFAULT_LIMITS",
+    "DEFAULT_REGISTRY_ENDPOINTS",
     "DEFAULT_RETRY",
     "DEFAULT_TIMEOUTS",
     "BreakerPolicy",
     "EngineConfig",
     "ErrorPolicy",
     "Limits",
+    "RegistryConfig",
     "RetryPolicy",
     "Timeouts",
 ]
@@ -183,6 +187,59 @@ class ErrorPolicy(BaseModel, frozen=True, extra="forbid"):
         return "retry" if self.retries < 0 else f"retry{self.retries}"
 
 
+#: RegTAP endpoints tried in turn when no endpoint is configured: GAVO's registry (the
+#: default of pyvo and TOPCAT), its Paris mirror, and STScI's independent implementation.
+DEFAULT_REGISTRY_ENDPOINTS = (
+    "http://reg.g-vo.org/tap",
+    "http://voparis-rr.obspm.fr/tap",
+    "https://vao.stsci.edu/RegTAP/TapService.aspx",
+)
+
+
+def _registry_endpoints() -> tuple[str, ...]:
+    """``IVOA_REGISTRY`` (pyvo's variable) alone if set, else the default endpoints.
+
+    A user who names a registry means that one: failing over to the public registries
+    would send a test suite pointed at a local registry out to the internet.
+    """
+    chosen = os.environ.get("IVOA_REGISTRY", "").strip()
+    return (chosen.rstrip("/"),) if chosen else DEFAULT_REGISTRY_ENDPOINTS
+
+
+class RegistryConfig(BaseModel, frozen=True, extra="forbid"):
+    """How the engine talks to the VO Registry (RegTAP).
+
+    Attributes:
+        endpoints: RegTAP TAP base URLs, tried in order when one fails (connection
+            refused, timeout, 5xx). Defaults to ``IVOA_REGISTRY`` if set, else
+            `DEFAULT_REGISTRY_ENDPOINTS`.
+        cache_ttl: Seconds a registry answer is reused for the same query (a notebook
+            re-running a cell does not query again); 0 disables the cache.
+        batch_size: Resources per follow-up query (capabilities, tables, columns...):
+            metadata for N resources costs about N / batch_size round trips.
+        concurrency: Registry queries in flight at once (be kind to registries).
+        include_authenticated: Keep interfaces marked ``authenticated_only`` (they
+            need credentials vosweep does not send).
+    """
+
+    endpoints: tuple[str, ...] = Field(default_factory=_registry_endpoints, min_length=1)
+    cache_ttl: float = Field(default=600.0, ge=0)
+    batch_size: int = Field(default=300, ge=1, le=5000)
+    concurrency: int = Field(default=2, ge=1, le=16)
+    include_authenticated: bool = False
+
+    @field_validator("endpoints")
+    @classmethod
+    def _check_endpoints(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        cleaned = []
+        for url in value:
+            parts = urlsplit(url.strip())
+            if parts.scheme not in {"http", "https"} or not parts.hostname:
+                raise ValueError(f"registry endpoint must be an http(s) URL, got {url!r}")
+            cleaned.append(url.strip().rstrip("/"))
+        return tuple(dict.fromkeys(cleaned))
+
+
 DEFAULT_TIMEOUTS = Timeouts()
 DEFAULT_LIMITS = Limits()
 DEFAULT_RETRY = RetryPolicy()
@@ -208,6 +265,7 @@ class EngineConfig(BaseModel, frozen=True, extra="forbid"):
             (astropy alone creates some 150,000) from Python's full garbage collections,
             which otherwise walk them all and stall the event loop for 100 ms or more in
             the middle of a sweep. Undone when the last engine closes.
+        registry: Where and how to query the VO Registry.
     """
 
     timeouts: Timeouts = DEFAULT_TIMEOUTS
@@ -218,6 +276,7 @@ class EngineConfig(BaseModel, frozen=True, extra="forbid"):
     deadline: float | None = Field(default=None, gt=0)
     user_agent_purpose: str = "science"
     freeze_gc: bool = True
+    registry: RegistryConfig = Field(default_factory=RegistryConfig)
 
     @field_validator("errors", mode="before")
     @classmethod

@@ -20,12 +20,16 @@ from vosweep import _log
 from vosweep.config import EngineConfig, ErrorPolicy, make_config
 from vosweep.errors import FanoutAborted, ServiceError, SweepInterrupted, UsageError
 from vosweep.outcomes import Part
+from vosweep.registry.client import RegistryClient
+from vosweep.registry.constraints import Constraint, SearchSpec
+from vosweep.registry.results import RegistryResults
 from vosweep.result import Collector, FanoutResult
 from vosweep.scheduling.breaker import BreakerSnapshot
 from vosweep.scheduling.limits import HostLimitsStatistics
 from vosweep.scheduling.plan import Plan
 from vosweep.scheduling.runner import RunEnd, Runner
 from vosweep.services import coerce_service
+from vosweep.targets import expand_targets
 from vosweep.transport.base import Transport
 from vosweep.transport.http import AiohttpTransport
 
@@ -122,6 +126,7 @@ class Engine:
         self._transport = transport
         self._owns_transport = transport is None
         self._runner: Runner | None = None
+        self._registry: RegistryClient | None = None
         self._state = _State.UNOPENED
         #: The result of the most recent fan-out, also when it was cancelled or aborted:
         #: the way to get partial results after a KeyboardInterrupt in a notebook.
@@ -135,6 +140,7 @@ class Engine:
                 self.config.limits, purpose=self.config.user_agent_purpose
             )
         self._runner = Runner(self._transport, self.config)
+        self._registry = RegistryClient(self._transport, self.config)
         self._state = _State.OPENED
         if self.config.freeze_gc:
             _GCFreeze.acquire()
@@ -159,12 +165,72 @@ class Engine:
             raise UsageError(f"the Engine is {state}: use it inside 'async with Engine() as e:'")
         return self._runner
 
+    @property
+    def registry(self) -> RegistryClient:
+        """The engine's RegTAP client (ADQL on the registry, features, endpoints)."""
+        self._opened_runner()
+        if self._registry is None:  # pragma: no cover - set with the runner
+            raise UsageError("the Engine has no registry client")
+        return self._registry
+
+    async def discover(
+        self,
+        *constraints: Constraint | str | SearchSpec,
+        includeaux: bool = False,
+        maxrec: int | None = None,
+        **keywords: Any,
+    ) -> RegistryResults:
+        """Search the VO Registry (RegTAP) like ``pyvo.registry.search``.
+
+        ::
+
+            found = await engine.discover(servicetype="tap", datamodel="obscore")
+            found = await engine.discover(registry.Freetext("white dwarf"), waveband="UV")
+            result = await engine.fanout(found, query)
+
+        Args:
+            *constraints: Constraint objects (strings are free-text keywords), or one
+                prepared `vosweep.registry.search(...)`.
+            includeaux: Also find resources that offer a service only as an auxiliary
+                capability (``tap#aux``: data collections published through a TAP service).
+            maxrec: At most this many resources.
+            **keywords: Constraints by keyword, as pyvo takes them: keywords, author,
+                servicetype, waveband, datamodel, ivoid, ucd, uat, spatial, spectral,
+                temporal.
+
+        Raises:
+            UsageError: No constraint, an unknown keyword, a bad value.
+            RegistryFeatureMissing: A constraint needs a feature the registry lacks.
+            RegistryUnavailable: No registry endpoint answered.
+            QueryRejected: The registry refused the query.
+        """
+        if len(constraints) == 1 and isinstance(constraints[0], SearchSpec):
+            if keywords or includeaux or maxrec is not None:
+                raise UsageError("give either a prepared registry search or constraints, not both")
+            spec = constraints[0]
+        else:
+            if any(isinstance(item, SearchSpec) for item in constraints):
+                raise UsageError("a prepared registry search cannot be combined with constraints")
+            spec = SearchSpec.from_arguments(
+                *constraints,  # type: ignore[arg-type]
+                includeaux=includeaux,
+                maxrec=maxrec,
+                **keywords,
+            )
+        return await self.registry.search(spec)
+
     def statistics(self) -> EngineStatistics:
         """A snapshot of the limiter and the circuit breakers."""
         runner = self._opened_runner()
         return EngineStatistics(
             runner.limits.statistics(), runner.breakers.snapshot(anyio.current_time())
         )
+
+    async def _resolve(self, targets: Iterable[object] | SearchSpec) -> Iterable[object]:
+        """A prepared registry search as targets: run it first."""
+        if isinstance(targets, SearchSpec):
+            return await self.discover(targets)
+        return targets
 
     def _prepare(
         self,
@@ -177,16 +243,23 @@ class Engine:
             raise UsageError("targets must be a collection of services, not a single string")
         if not isinstance(targets, Iterable):
             raise UsageError(f"targets must be iterable, got {type(targets).__name__}")
+        default = getattr(query, "default_protocol", None)
         if isinstance(targets, Sequence | set | frozenset | dict):
             # Check every target now, before any I/O: bad input is the caller's to fix.
-            default = getattr(query, "default_protocol", None)
             checked = []
-            for i, target in enumerate(targets):
+            for i, target in enumerate(expand_targets(targets, default)):
                 try:
                     checked.append(coerce_service(target, default))
                 except UsageError as exc:
                     raise UsageError(f"target #{i}: {exc}") from None
+            if not checked and isinstance(targets, RegistryResults) and len(targets):
+                kind = default.value if default is not None else "queryable"
+                raise UsageError(
+                    f"none of the {len(targets)} registry resources offers a {kind} interface"
+                )
             targets = checked
+        else:
+            targets = expand_targets(targets, default)
         policy = ErrorPolicy.parse(errors) if errors is not None else self.config.errors
         if deadline is None:
             deadline = self.config.deadline
@@ -196,7 +269,7 @@ class Engine:
 
     async def fanout(
         self,
-        targets: Iterable[object],
+        targets: Iterable[object] | SearchSpec,
         query: object,
         *,
         errors: str | ErrorPolicy | None = None,
@@ -221,6 +294,7 @@ class Engine:
                 partial result.
         """
         runner = self._opened_runner()
+        targets = await self._resolve(targets)
         plan, policy, deadline = self._prepare(targets, query, errors, deadline)
         collector = Collector(on_part)
         t0 = time.perf_counter()
@@ -264,7 +338,7 @@ class Engine:
     @asynccontextmanager
     async def stream(
         self,
-        targets: Iterable[object],
+        targets: Iterable[object] | SearchSpec,
         query: object,
         *,
         errors: str | ErrorPolicy | None = None,
@@ -293,6 +367,7 @@ class Engine:
                 finished requests wait (backpressure) instead of piling up in memory.
         """
         runner = self._opened_runner()
+        targets = await self._resolve(targets)
         plan, policy, deadline = self._prepare(targets, query, errors, deadline)
         collector = Collector()
         send, receive = anyio.create_memory_object_stream[Part](max(0, buffer))
@@ -341,7 +416,7 @@ async def _run(
 
 
 async def fanout(
-    targets: Iterable[object],
+    targets: Iterable[object] | SearchSpec,
     query: object,
     *,
     config: EngineConfig | None = None,
@@ -356,7 +431,7 @@ async def fanout(
 
 
 def fanout_sync(
-    targets: Iterable[object],
+    targets: Iterable[object] | SearchSpec,
     query: object,
     *,
     config: EngineConfig | None = None,

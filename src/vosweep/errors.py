@@ -5,7 +5,9 @@ service did wrong; turned into a per-service outcome at the fan-out boundary):
 
 * `VosweepError`
     * `UsageError` (also a `ValueError`): bad input from the caller.
+        * `RegistryFeatureMissing`: a registry constraint needs a feature the registry lacks.
     * `FanoutAborted`: the ``abort`` error policy stopped a fan-out; carries the partial result.
+    * `RegistryUnavailable`: no registry endpoint could be reached; says why for each.
     * `ServiceError`: a service failed; carries the service, URL and HTTP status.
         * `TransportError`: connection refused or reset, DNS failure, TLS trouble.
         * `ServiceTimeout` (also a `TimeoutError`): connect, idle-read or attempt timeout.
@@ -38,6 +40,8 @@ __all__ = [
     "HTTPStatusError",
     "QueryRejected",
     "RateLimited",
+    "RegistryFeatureMissing",
+    "RegistryUnavailable",
     "ResponseFormatError",
     "ResponseTooLarge",
     "ServiceError",
@@ -61,6 +65,26 @@ class UsageError(VosweepError, ValueError):
     """The caller asked for something invalid; raised before any request is sent."""
 
 
+class RegistryFeatureMissing(UsageError):
+    """A registry constraint needs a feature (ADQL feature, UDF, table) the registry lacks.
+
+    Raised while building the query, before it is sent. Other RegTAP endpoints may have
+    the feature: a search with ``datamodel="regtap"`` lists them.
+
+    Attributes:
+        feature: What is missing, e.g. ``"the MOC function"``.
+        constraint: The constraint that needs it, e.g. ``"Spatial"``.
+    """
+
+    def __init__(self, feature: str, constraint: str) -> None:
+        super().__init__(
+            f"{constraint} needs {feature}, which this registry does not offer; use another"
+            " RegTAP endpoint or drop the constraint"
+        )
+        self.feature = feature
+        self.constraint = constraint
+
+
 class FanoutAborted(VosweepError):
     """The ``abort`` error policy stopped the fan-out at the first failed service.
 
@@ -73,6 +97,27 @@ class FanoutAborted(VosweepError):
         super().__init__(message)
         self.result = result
         self.cause = cause
+
+
+class RegistryUnavailable(VosweepError):
+    """Every configured RegTAP endpoint failed (unreachable, timed out, 5xx, garbage).
+
+    Attributes:
+        failures: Endpoint -> the error it gave, in the order they were tried.
+    """
+
+    def __init__(self, failures: dict[str, ServiceError]) -> None:
+        if failures:
+            detail = "; ".join(
+                f"{endpoint}: {type(exc).__name__}: {exc}" for endpoint, exc in failures.items()
+            )
+        else:
+            detail = "no endpoint configured"
+        super().__init__(
+            f"no registry endpoint answered ({detail}); set IVOA_REGISTRY or"
+            " EngineConfig.registry.endpoints to another RegTAP service"
+        )
+        self.failures = dict(failures)
 
 
 class SweepInterrupted(KeyboardInterrupt):

@@ -63,6 +63,8 @@ class ServiceOutcome(BaseModel):
         error_type: The vosweep error class name, for failures.
         message: Why it failed, was skipped or truncated; ``None`` when all went well.
         url: The URL of the last attempt (after redirects, when known).
+        failovers: Access URLs given up on as unreachable before the last attempt's: the
+            registered one, then mirrors (RegTAP 1.1 ``mirror_url``) in turn.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -77,6 +79,7 @@ class ServiceOutcome(BaseModel):
     error_type: str | None = None
     message: str | None = None
     url: str | None = None
+    failovers: tuple[str, ...] = ()
 
 
 class Part:

@@ -23,6 +23,9 @@ class Job:
         request: The built request, or ``None`` when the job is not to be sent.
         spec: The protocol that builds and parses it.
         skip_reason: Why the job is not sent (duplicate, query does not fit).
+        query: The query, to rebuild the request for a mirror.
+        origin: The registered service, when this job asks one of its mirrors.
+        failovers: Access URLs given up on (unreachable) before this job's.
     """
 
     index: int
@@ -30,11 +33,52 @@ class Job:
     request: Request | None = None
     spec: ProtocolSpec | None = None
     skip_reason: str | None = None
+    query: object = None
+    origin: Service | None = None
+    failovers: tuple[str, ...] = ()
 
     @property
     def host(self) -> str:
         """The host name that keys limits and breakers."""
         return self.service.host
+
+    @property
+    def reported(self) -> Service:
+        """The service the outcome is about: the registered one, also when a mirror answers."""
+        return self.origin or self.service
+
+    def mirror(self) -> Job | None:
+        """The same request sent to the service's next mirror URL, or None if it has none.
+
+        RegTAP 1.1 registers mirrors of an interface (``mirror_url``): when the access URL
+        cannot be reached, its mirrors can answer the same query.
+        """
+        service = self.service
+        if not service.mirrors or self.spec is None or self.request is None:
+            return None
+        first, *rest = service.mirrors
+        # Built anew, not model_copy'd: the cached host must be the mirror's.
+        moved = Service(
+            protocol=service.protocol,
+            access_url=first,
+            ivoid=service.ivoid,
+            name=service.name,
+            title=service.title,
+            mirrors=tuple(rest),
+        )
+        try:
+            request = self.spec.build(moved, self.query)
+        except UsageError:
+            return None
+        return Job(
+            self.index,
+            moved,
+            request,
+            self.spec,
+            query=self.query,
+            origin=self.reported,
+            failovers=(*self.failovers, service.access_url),
+        )
 
 
 class Plan:
@@ -68,7 +112,7 @@ class Plan:
             request = spec.build(service, self._query)
         except UsageError as exc:
             return Job(index, service, skip_reason=str(exc))
-        return Job(index, service, request, spec)
+        return Job(index, service, request, spec, query=self._query)
 
     def rest(self) -> Iterator[Job]:
         """The targets not read yet, without building requests (for reporting them)."""

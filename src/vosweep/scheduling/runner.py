@@ -121,12 +121,59 @@ class Runner:
         return end
 
     async def execute(self, job: Job, policy: ErrorPolicy, slot: Slot | None = None) -> Part:
-        """Send one job's request with retries, parse the answer off the loop, judge it.
+        """Send one job's request (retrying), falling over to mirror URLs if its host is down.
 
         The job's host slot (*slot*) is given back while it backs off between attempts and
         taken again before the next one, and given back for good once the body is in: a
         request sleeping on a Retry-After or waiting for the parser asks nothing of the
-        server, and its slot is better used by another request meanwhile.
+        server, and its slot is better used by another request meanwhile. When the access
+        URL's host fails (unreachable, timed out, 5xx) and the service has mirrors
+        (RegTAP 1.1 ``mirror_url``), the request moves on to the next mirror, taking a slot
+        on that host; the outcome stays the registered service's.
+        """
+        started = anyio.current_time()
+        current, current_slot = job, slot
+        attempts = 0
+        try:
+            while True:
+                part, host_failed, attempts = await self._attempt(
+                    current, policy, current_slot, started, attempts
+                )
+                following = self.next_mirror(current) if host_failed else None
+                if following is None:
+                    return part
+                _log.get_logger().info(
+                    _log.FETCH_FAILOVER,
+                    service=job.service.label,
+                    failed=current.service.access_url,
+                    mirror=following.service.access_url,
+                )
+                if current_slot is not None:
+                    current_slot = current_slot.moved_to(following.host)
+                    await current_slot.reacquire()
+                current = following
+        finally:
+            if current_slot is not None and current_slot is not slot:
+                current_slot.release()
+
+    def next_mirror(self, job: Job) -> Job | None:
+        """The job's next mirror whose host's breaker is not open, if any."""
+        following = job.mirror()
+        now = anyio.current_time()
+        while following is not None and (
+            self.breakers.state(following.host, now) is BreakerState.OPEN
+        ):
+            following = following.mirror()
+        return following
+
+    async def _attempt(
+        self, job: Job, policy: ErrorPolicy, slot: Slot | None, started: float, attempts: int
+    ) -> tuple[Part, bool, int]:
+        """Send *job*'s request with retries, parse the answer off the loop, judge it.
+
+        Returns:
+            The part, whether it failed for a reason that condemns the host (so a mirror
+            may do better), and the attempts made so far (*attempts* plus this URL's).
         """
         if job.request is None or job.spec is None:  # pragma: no cover - planner guarantees
             raise RuntimeError(f"job {job.index} has nothing to send")
@@ -135,8 +182,6 @@ class Runner:
         host = job.host
         breaker = self.breakers[host] if self.breakers.enabled else None
         self.budget.record_request(host)
-        started = anyio.current_time()
-        attempts = 0
         response: Response | None = None
 
         def should_retry(exc: BaseException) -> bool:
@@ -222,7 +267,7 @@ class Runner:
             elapsed = anyio.current_time() - started
             status = Status.TIMEOUT if isinstance(exc, ServiceTimeout) else Status.ERROR
             outcome = ServiceOutcome(
-                service=job.service,
+                service=job.reported,
                 status=status,
                 attempts=attempts,
                 elapsed=elapsed,
@@ -231,11 +276,13 @@ class Runner:
                 error_type=type(exc).__name__,
                 message=exc.message,
                 url=exc.url or (response.url if response is not None else request.url),
+                failovers=job.failovers,
             )
-            return Part(job.index, outcome)
+            return Part(job.index, outcome), counts_against_host(exc), attempts
         if response is None:  # pragma: no cover - tenacity returns only after a success
             raise RuntimeError("retry loop ended without a response")
-        return Part(job.index, _success(job, parsed, response, attempts, started), parsed.tables)
+        part = Part(job.index, _success(job, parsed, response, attempts, started), parsed.tables)
+        return part, False, attempts
 
     def _judge_host(self, breaker: CircuitBreaker | None, host: str, exc: ServiceError) -> None:
         if breaker is None:
@@ -268,7 +315,7 @@ def _success(
     else:
         status = Status.EMPTY
     return ServiceOutcome(
-        service=job.service,
+        service=job.reported,
         status=status,
         rows=rows,
         attempts=attempts,
@@ -277,16 +324,18 @@ def _success(
         http_status=response.status,
         message=parsed.message if status is Status.OVERFLOW else None,
         url=response.url,
+        failovers=job.failovers,
     )
 
 
 def _not_sent(job: Job, status: Status, message: str, error_type: str | None = None) -> Part:
     outcome = ServiceOutcome(
-        service=job.service,
+        service=job.reported,
         status=status,
         message=message,
         error_type=error_type,
         url=job.request.url if job.request is not None else None,
+        failovers=job.failovers,
     )
     return Part(job.index, outcome)
 
@@ -306,6 +355,13 @@ class Slot:
         if self.holding:
             self.holding = False
             self._dispatch.release_slot(self.host)
+
+    def moved_to(self, host: str) -> Slot:
+        """Give this slot back and return an unheld one on *host* (a failover to a mirror)."""
+        self.release()
+        moved = Slot(self._dispatch, host)
+        moved.holding = False
+        return moved
 
     async def reacquire(self) -> None:
         """Take a slot again, waiting for one; waiting retries go before new requests."""
@@ -385,17 +441,23 @@ class _Dispatch:
             if job.skip_reason is not None:
                 self._finish_unsent(_not_sent(job, Status.SKIPPED, job.skip_reason))
                 continue
-            host = job.host
-            if self._breaker_state(host) is BreakerState.OPEN:
-                self._finish_unsent(self._circuit_open(job))
-                continue
-            queue = self.queues.get(host)
-            if queue is None:
-                queue = self.queues[host] = deque()
-            queue.append(job)
-            self.buffered += 1
-            self.ready[host] = None
+            if self._breaker_state(job.host) is BreakerState.OPEN:
+                rerouted = self.runner.next_mirror(job)
+                if rerouted is None:
+                    self._finish_unsent(self._circuit_open(job))
+                    continue
+                job = rerouted
+            self._enqueue(job)
         return True
+
+    def _enqueue(self, job: Job) -> None:
+        host = job.host
+        queue = self.queues.get(host)
+        if queue is None:
+            queue = self.queues[host] = deque()
+        queue.append(job)
+        self.buffered += 1
+        self.ready[host] = None
 
     def _dispatch(self, tg: TaskGroup) -> bool:
         """Start what the limits allow; True if stopped only by the per-step start budget."""
@@ -422,7 +484,12 @@ class _Dispatch:
             if state is BreakerState.OPEN:
                 while queue:
                     self.buffered -= 1
-                    self._finish_unsent(self._circuit_open(queue.popleft()))
+                    job = queue.popleft()
+                    rerouted = runner.next_mirror(job)
+                    if rerouted is None:
+                        self._finish_unsent(self._circuit_open(job))
+                    else:
+                        self._enqueue(rerouted)
             elif state is BreakerState.HALF_OPEN:
                 breaker = runner.breakers[host]
                 if not breaker.probe_in_flight() and limits.can_start(host):

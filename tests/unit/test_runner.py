@@ -473,3 +473,125 @@ class TestUsage:
             result = await e.fanout([svc, svc], CONE)
         assert len(transport.requests) == 1
         assert [o.status.value for o in result.outcomes] == ["ok", "skipped"]
+
+
+class TestMirrors:
+    """RegTAP 1.1 mirror URLs: an unreachable access URL hands its request to a mirror."""
+
+    @staticmethod
+    def mirrored(n: int = 1) -> list[vosweep.Service]:
+        return [
+            vosweep.Service.scs(
+                f"http://down.test/scs/{i}",
+                name=f"m{i}",
+                mirrors=(f"http://alsodown.test/scs/{i}", f"http://up.test/scs/{i}"),
+            )
+            for i in range(n)
+        ]
+
+    async def test_dead_host_falls_over_to_the_first_mirror_that_answers(self):
+        """Refused connections move the request on; the outcome is the registered service's."""
+        seen: list[str] = []
+
+        def handler(request: Request) -> Response:
+            seen.append(request.url.split("/")[2])
+            if "up.test" not in request.url:
+                raise TransportError("connection refused", url=request.url)
+            return ok(request, rows=3)
+
+        targets = self.mirrored()
+        async with engine(handler, retry=vosweep.RetryPolicy(attempts=1)) as e:
+            result = await e.fanout(targets, CONE)
+        (outcome,) = result.outcomes
+        assert outcome.status is vosweep.Status.OK
+        assert outcome.rows == 3
+        assert outcome.service == targets[0]
+        assert outcome.url is not None
+        assert outcome.url.startswith("http://up.test/scs/0?")
+        assert outcome.failovers == ("http://down.test/scs/0", "http://alsodown.test/scs/0")
+        assert outcome.attempts == 3
+        assert seen == ["down.test", "alsodown.test", "up.test"]
+        assert len(result.table) == 3
+
+    async def test_every_mirror_down_reports_the_last_error(self):
+        """With all URLs dead the service fails once, listing every URL given up on."""
+
+        def handler(request: Request) -> Response:
+            raise TransportError("connection refused", url=request.url)
+
+        service = vosweep.Service.scs("http://a.test/s", mirrors=("http://b.test/s",))
+        async with engine(handler, retry=vosweep.RetryPolicy(attempts=1)) as e:
+            result = await e.fanout([service], CONE)
+        (outcome,) = result.outcomes
+        assert outcome.status is vosweep.Status.ERROR
+        assert outcome.error_type == "TransportError"
+        assert outcome.failovers == ("http://a.test/s",)
+        assert outcome.url is not None
+        assert outcome.url.startswith("http://b.test/s")
+
+    async def test_service_answers_are_not_failed_over(self):
+        """A refused query or a broken VOTable is the service's answer: no mirror is asked."""
+        asked: list[str] = []
+
+        def handler(request: Request) -> Response:
+            asked.append(request.url)
+            body = votable(0, status="ERROR", message="bad RA")
+            return Response(url=request.url, status=200, body=body, content_type="text/xml")
+
+        service = vosweep.Service.scs("http://a.test/s", mirrors=("http://b.test/s",))
+        async with engine(handler) as e:
+            result = await e.fanout([service], CONE)
+        assert result.outcomes[0].status is vosweep.Status.ERROR
+        assert result.outcomes[0].failovers == ()
+        assert len(asked) == 1
+
+    async def test_open_breaker_sends_queued_requests_to_mirrors(self):
+        """Once a host's breaker opens, its remaining requests go to their mirrors unsent."""
+        per_host: Counter[str] = Counter()
+
+        def handler(request: Request) -> Response:
+            host = request.url.split("/")[2]
+            per_host[host] += 1
+            if host == "down.test":
+                raise TransportError("connection refused", url=request.url)
+            return ok(request)
+
+        targets = [
+            vosweep.Service.scs(f"http://down.test/scs/{i}", mirrors=(f"http://up.test/scs/{i}",))
+            for i in range(40)
+        ]
+        async with engine(
+            handler,
+            retry=vosweep.RetryPolicy(attempts=1),
+            breaker=vosweep.BreakerPolicy(failure_threshold=3),
+            limits=vosweep.Limits(total=4, per_host=2),
+        ) as e:
+            result = await e.fanout(targets, CONE)
+        assert result.counts()[vosweep.Status.OK] == 40
+        assert per_host["up.test"] == 40
+        # The dead host was tried only until its breaker opened (plus those in flight).
+        assert per_host["down.test"] <= 3 + 2
+        assert {o.service.access_url for o in result.outcomes} == {t.access_url for t in targets}
+
+    async def test_mirror_host_limits_hold(self):
+        """Requests moved to a mirror respect the mirror host's politeness cap."""
+        tracker = Tracker(delay=0.005)
+
+        async def handler(request: Request) -> Response:
+            if "down.test" in request.url:
+                raise TransportError("connection refused", url=request.url)
+            return await tracker(request)
+
+        targets = [
+            vosweep.Service.scs(f"http://down.test/scs/{i}", mirrors=(f"http://up.test/scs/{i}",))
+            for i in range(30)
+        ]
+        async with engine(
+            handler,
+            retry=vosweep.RetryPolicy(attempts=1),
+            breaker=vosweep.BreakerPolicy(enabled=False),
+            limits=vosweep.Limits(total=20, per_host=3),
+        ) as e:
+            result = await e.fanout(targets, CONE)
+        assert result.counts()[vosweep.Status.OK] == 30
+        assert tracker.peak["up.test"] == 3

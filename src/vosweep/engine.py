@@ -22,14 +22,14 @@ from vosweep.errors import FanoutAborted, ServiceError, SweepInterrupted, UsageE
 from vosweep.outcomes import Part
 from vosweep.registry.client import RegistryClient
 from vosweep.registry.constraints import Constraint, SearchSpec
-from vosweep.registry.results import RegistryResults
+from vosweep.registry.results import RegistryResource, RegistryResults
 from vosweep.result import Collector, FanoutResult
 from vosweep.scheduling.breaker import BreakerSnapshot
 from vosweep.scheduling.limits import HostLimitsStatistics
 from vosweep.scheduling.plan import Plan
 from vosweep.scheduling.runner import RunEnd, Runner
-from vosweep.services import coerce_service
-from vosweep.targets import expand_targets
+from vosweep.services import Service, coerce_service
+from vosweep.targets import expand_targets, is_single_target
 from vosweep.transport.base import Transport
 from vosweep.transport.http import AiohttpTransport
 
@@ -241,6 +241,8 @@ class Engine:
     ) -> tuple[Plan, ErrorPolicy, float | None]:
         if isinstance(targets, (str, bytes)):
             raise UsageError("targets must be a collection of services, not a single string")
+        if isinstance(targets, RegistryResource | Service) or is_single_target(targets):
+            targets = [targets]  # one resource or service: a fan-out of its interfaces
         if not isinstance(targets, Iterable):
             raise UsageError(f"targets must be iterable, got {type(targets).__name__}")
         default = getattr(query, "default_protocol", None)
@@ -252,7 +254,7 @@ class Engine:
                     checked.append(coerce_service(target, default))
                 except UsageError as exc:
                     raise UsageError(f"target #{i}: {exc}") from None
-            if not checked and isinstance(targets, RegistryResults) and len(targets):
+            if not checked and isinstance(targets, RegistryResults) and targets:
                 kind = default.value if default is not None else "queryable"
                 raise UsageError(
                     f"none of the {len(targets)} registry resources offers a {kind} interface"

@@ -16,13 +16,15 @@ from typing import Any
 from vosweep.errors import UsageError
 from vosweep.services import Protocol, Service, coerce_service
 
-__all__ = ["expand_targets"]
+__all__ = ["expand_targets", "is_single_target"]
 
-#: pyvo DAL service classes and the protocol each speaks.
+#: pyvo DAL service classes and the protocol each speaks, looked for in this order along
+#: the class's bases: SIA2Service first, because ``pyvo.dal.sia2.SIAService`` (pyvo's
+#: deprecated name for it) is an SIA2Service whose own name says SIA.
 _PYVO_SERVICES = {
+    "SIA2Service": Protocol.SIA2,
     "SCSService": Protocol.SCS,
     "SIAService": Protocol.SIA,
-    "SIA2Service": Protocol.SIA2,
     "SSAService": Protocol.SSA,
     "TAPService": Protocol.TAP,
 }
@@ -40,6 +42,11 @@ def expand_targets(targets: Iterable[object], protocol: Protocol | None) -> Iter
     Raises:
         UsageError: A target of an unknown kind (named, with its position).
     """
+    if _expands(targets):
+        # Registry results (or one resource) passed whole: the spec that found them
+        # decides which of their interfaces are wanted.
+        yield from _services_of(targets, protocol)
+        return
     for position, target in enumerate(targets):
         if isinstance(target, (Service, str)):
             yield target
@@ -48,6 +55,13 @@ def expand_targets(targets: Iterable[object], protocol: Protocol | None) -> Iter
             yield from _services_of(target, protocol)
         except UsageError as exc:
             raise UsageError(f"target #{position}: {exc}") from None
+
+
+def _expands(targets: object) -> bool:
+    """Whether *targets* is one target standing for many services, not a collection."""
+    return callable(getattr(targets, "vosweep_services", None)) or (
+        _is_pyvo(targets) and type(targets).__name__ in {"RegistryResults", "RegistryResource"}
+    )
 
 
 def _services_of(target: object, protocol: Protocol | None) -> list[Service]:
@@ -60,15 +74,28 @@ def _services_of(target: object, protocol: Protocol | None) -> list[Service]:
     return [coerce_service(target, protocol)]  # raises the usual UsageError
 
 
+def _pyvo_bases(target: object) -> set[str]:
+    """Names of the pyvo classes *target* is an instance of (a user's subclasses count)."""
+    return {
+        cls.__name__
+        for cls in type(target).__mro__
+        if getattr(cls, "__module__", "").split(".", 1)[0] == "pyvo"
+    }
+
+
 def _is_pyvo(target: object) -> bool:
-    return type(target).__module__.split(".", 1)[0] == "pyvo"
+    return bool(_pyvo_bases(target))
 
 
 def _from_pyvo(target: Any, protocol: Protocol | None) -> list[Service]:
     """Services of a pyvo DAL service, registry resource or registry result list."""
     kind = type(target).__name__
-    if kind in _PYVO_SERVICES:
-        return [Service(protocol=_PYVO_SERVICES[kind], access_url=str(target.baseurl))]
+    bases = _pyvo_bases(target)
+    speaks = next((p for name, p in _PYVO_SERVICES.items() if name in bases), None)
+    if speaks is not None:
+        # An SIA2Service built from a base URL found its query endpoint in the capabilities.
+        url = getattr(target, "query_ep", None) if speaks is Protocol.SIA2 else None
+        return [Service(protocol=speaks, access_url=str(url or target.baseurl))]
     if kind == "RegistryResults":
         return [service for resource in target for service in _from_pyvo(resource, protocol)]
     if kind == "RegistryResource":
@@ -106,3 +133,8 @@ def _protocol_of(standard_id: str) -> Protocol | None:
         _STD + "ssa": Protocol.SSA,
         _STD + "tap": Protocol.TAP,
     }.get(standard_id.split("#", 1)[0])
+
+
+def is_single_target(target: object) -> bool:
+    """Whether *target* is one pyvo DAL service or resource (not a collection of targets)."""
+    return _is_pyvo(target) and type(target).__name__ in {*_PYVO_SERVICES, "RegistryResource"}

@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
@@ -38,6 +39,7 @@ from vosweep.errors import (
     ResponseFormatError,
     ServiceError,
     UsageError,
+    VosweepError,
 )
 from vosweep.protocols import tap
 from vosweep.protocols.base import check_http_status
@@ -67,13 +69,18 @@ __all__ = ["QueryAnswer", "RegistryClient", "SchemaInfo"]
 
 T = TypeVar("T")
 
+#: Seconds the conservative features of an endpoint without capabilities are kept.
+_FALLBACK_TTL = 60.0
 #: Rows a follow-up query may return before its batch is split in two.
 _DETAIL_MAXREC = 200_000
 #: Lists that RegTAP stores as hash-separated strings ("#radio#optical#").
 _HASH_SPLIT = re.compile(r"#")
+#: ``creator_seq`` separates names with semicolons (a name holds commas: "Doe, J.").
+_CREATOR_SPLIT = re.compile(r";")
 #: Mirror URLs are a hash list too, but a URL may itself hold a '#': split only before URLs.
 _MIRROR_SPLIT = re.compile(r"#(?=[A-Za-z][A-Za-z0-9+.-]*://)")
-_REGTAP_11 = "ivo://ivoa.net/std/regtap#1.1"
+#: RegTAP 1.x data-model ids, lower-cased, without the minor version.
+_REGTAP_1X = "ivo://ivoa.net/std/regtap#1."
 #: Columns RegTAP 1.1 added that the client reads when present.
 _INTERFACE_11 = ("mirror_url", "authenticated_only")
 
@@ -194,7 +201,7 @@ class RegistryClient:
 
         Raises:
             RegistryUnavailable: No endpoint could be reached.
-            RegistryFeatureMissing: A constraint needs what every reachable registry lacks.
+            RegistryFeatureMissing: A constraint needs what the registry lacks.
             QueryRejected: The registry refused the query.
         """
 
@@ -226,9 +233,11 @@ class RegistryClient:
 
     async def query(self, adql: str, *, maxrec: int | None = None) -> QueryAnswer:
         """Run any ADQL on the registry (failing over between endpoints), rows as dicts."""
-        return await self._with_failover(
+        answer = await self._with_failover(
             lambda endpoint: self._query_at(endpoint, adql, maxrec=maxrec)
         )
+        # The cache keeps its own rows: the caller may change these.
+        return replace(answer, rows=[dict(row) for row in answer.rows])
 
     async def features(self, endpoint: str | None = None) -> RegistryFeatures:
         """What *endpoint* (default: the first reachable one) supports, from its capabilities."""
@@ -332,6 +341,7 @@ class RegistryClient:
         key = ("features", endpoint)
         cached = self._cache.get(key)
         if cached is None:
+            ttl = self._registry.cache_ttl
             try:
                 response = await self._send(tap.capabilities_request(endpoint))
                 features = await anyio.to_thread.run_sync(parse_capabilities, response.body)
@@ -342,6 +352,7 @@ class RegistryClient:
                 _log.get_logger().warning(
                     _log.REGISTRY_NO_CAPABILITIES, endpoint=endpoint, error=str(exc)
                 )
+                ttl = min(ttl, _FALLBACK_TTL)  # it may have been a passing hiccup
                 features = RegistryFeatures(
                     union=False,
                     ilike=False,
@@ -350,21 +361,21 @@ class RegistryClient:
                     coverage_tables=None,
                     data_models=frozenset(),
                 )
-            schema = _SCHEMA_11 if _REGTAP_11 in features.data_models else None
+            schema = _SCHEMA_11 if _declares_regtap_11(features.data_models) else None
             if schema is None or features.coverage_tables is None:
                 probed = await self._probe_schema(endpoint)
                 if probed is not None:
                     schema = probed
                     features = features.with_tables(probed.tables)
             cached = (features, schema or _SCHEMA_10)
-            self._cache.put(key, cached, self._registry.cache_ttl)
+            self._cache.put(key, cached, ttl)
         features, schema = cached
         if spec is not None and spec.needs_table_list(features):
             features = features.with_tables(())  # still unknown after probing: none usable
         return features, schema
 
     async def _probe_schema(self, endpoint: str) -> SchemaInfo | None:
-        """The ``rr`` tables and interface columns, from ``TAP_SCHEMA`` (None if refused)."""
+        """The ``rr`` tables and interface columns, from ``TAP_SCHEMA`` (None if unknown)."""
         try:
             answer = await self._query_at(
                 endpoint,
@@ -381,6 +392,10 @@ class RegistryClient:
             tables.add(table)
             if table == "rr.interface":
                 interface.add(str(row.get("column_name") or "").strip('"').lower())
+        if "rr.interface" not in tables:
+            # Every RegTAP has rr.interface: this TAP_SCHEMA does not describe rr (names
+            # not qualified, or not in lower case), so it says nothing about what is missing.
+            return None
         return SchemaInfo(frozenset(tables), frozenset(interface))
 
     # -- details ------------------------------------------------------------------------
@@ -419,11 +434,12 @@ class RegistryClient:
                 ),
             )
 
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(interfaces)
-            tg.start_soon(subjects)
-            if schema.alt_identifiers:
-                tg.start_soon(alt_identifiers)
+        with _unwrap_errors():
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(interfaces)
+                tg.start_soon(subjects)
+                if schema.alt_identifiers:
+                    tg.start_soon(alt_identifiers)
         return details
 
     async def _batched(
@@ -440,9 +456,10 @@ class RegistryClient:
         async def run(index: int, batch: list[str]) -> None:
             answers[index] = await self._batch(endpoint, batch, template)
 
-        async with anyio.create_task_group() as tg:
-            for index, batch in enumerate(batches):
-                tg.start_soon(run, index, batch)
+        with _unwrap_errors():
+            async with anyio.create_task_group() as tg:
+                for index, batch in enumerate(batches):
+                    tg.start_soon(run, index, batch)
         return [row for answer in answers for row in answer]
 
     async def _batch(self, endpoint: str, batch: list[str], template: str) -> list[dict[str, Any]]:
@@ -504,6 +521,37 @@ class RegistryClient:
             return response
 
 
+def _declares_regtap_11(data_models: Iterable[str]) -> bool:
+    """Whether RegTAP 1.1 or later is declared (1.2 keeps the columns 1.1 added)."""
+    minors = (dm.removeprefix(_REGTAP_1X) for dm in data_models if dm.startswith(_REGTAP_1X))
+    return any(minor.isdigit() and int(minor) >= 1 for minor in minors)
+
+
+@contextmanager
+def _unwrap_errors() -> Iterator[None]:
+    """Let a task group's vosweep error out as itself, not inside an ExceptionGroup.
+
+    anyio wraps whatever a child task raises in an ExceptionGroup, but failover catches
+    `ServiceError` and callers catch `QueryRejected` or `UsageError`: a group made only of
+    vosweep errors is replaced by its first one. A group holding anything else (a bug,
+    a cancellation) is left alone.
+    """
+    try:
+        yield
+    except BaseExceptionGroup as group:
+        leaves = _leaves(group)
+        if leaves and all(isinstance(exc, VosweepError) for exc in leaves):
+            raise leaves[0] from None
+        raise
+
+
+def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
+    found: list[BaseException] = []
+    for exc in group.exceptions:
+        found.extend(_leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc])
+    return found
+
+
 class _Binding:
     """Ties found resources to the client and endpoint that found them."""
 
@@ -551,14 +599,15 @@ def _values(table: Table | TableData, name: str) -> list[Any]:
         values = [None if flag else value for value, flag in zip(values, flags, strict=True)]
     if data.dtype.kind == "f":
         values = [None if isinstance(v, float) and v != v else v for v in values]  # noqa: PLR0124
-    return [v.strip() if isinstance(v, str) else v for v in values]
+    # TABLEDATA writes a NULL string as an empty cell, which decodes as "": make it None.
+    return [(v.strip() or None) if isinstance(v, str) else v for v in values]
 
 
-def _hash_list(value: object) -> tuple[str, ...]:
-    """A RegTAP hash list (``#radio#optical#``) as its items."""
+def _hash_list(value: object, separator: re.Pattern[str] = _HASH_SPLIT) -> tuple[str, ...]:
+    """A RegTAP list (``#radio#optical#``; ``Doe, J.; Roe, R.`` for creators) as its items."""
     if not value:
         return ()
-    return tuple(item.strip() for item in _HASH_SPLIT.split(str(value)) if item.strip())
+    return tuple(item.strip() for item in separator.split(str(value)) if item.strip())
 
 
 def _resource(row: dict[str, Any]) -> RegistryResource:
@@ -572,7 +621,7 @@ def _resource(row: dict[str, Any]) -> RegistryResource:
         reference_url=row.get("reference_url"),
         content_levels=_hash_list(row.get("content_level")),
         content_types=_hash_list(row.get("content_type")),
-        creators=_hash_list(row.get("creator_seq")),
+        creators=_hash_list(row.get("creator_seq"), _CREATOR_SPLIT),
         waveband=_hash_list(row.get("waveband")),
         created=_text(row.get("created")),
         updated=_text(row.get("updated")),

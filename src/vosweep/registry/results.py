@@ -264,7 +264,7 @@ class RegistryResource:
         self,
         service_type: str | None = None,
         *,
-        lax: bool = True,
+        lax: bool = False,
         std_only: bool = True,
         keyword: str | None = None,
     ) -> Interface:
@@ -301,7 +301,7 @@ class RegistryResource:
         return candidates[0]
 
     def get_service(
-        self, service_type: str | None = None, *, lax: bool = True, keyword: str | None = None
+        self, service_type: str | None = None, *, lax: bool = False, keyword: str | None = None
     ) -> Service:
         """A `vosweep.Service` for this resource's *service_type* interface.
 
@@ -332,6 +332,10 @@ class RegistryResource:
             and (kind is None or interface.protocol is kind)
             and (wanted is None or wanted(interface.standard_id or ""))
         ]
+
+    def vosweep_services(self, protocol: DALProtocol | None) -> list[Service]:
+        """The services `Engine.fanout` asks when given this resource as a target."""
+        return self.services(protocol)
 
     @property
     def access_url(self) -> str:
@@ -540,7 +544,7 @@ class RegistryResults(Sequence[RegistryResource]):
         return self.services(protocol)
 
     def to_table(self) -> Table:
-        """One row per resource, pyvo's columns (lists joined with ``#``, as RegTAP does)."""
+        """One row per resource, pyvo's columns (lists joined as RegTAP does: ``#``, ``;``)."""
         rows: dict[str, list[Any]] = {name: [] for name in _TABLE_COLUMNS}
         for r in self._resources:
             interfaces = [i for i in r.interfaces if not i.is_vosi]
@@ -552,7 +556,7 @@ class RegistryResults(Sequence[RegistryResource]):
                 "content_levels": _JOIN.join(r.content_levels),
                 "res_description": r.res_description or "",
                 "reference_url": r.reference_url or "",
-                "creators": _JOIN.join(r.creators),
+                "creators": "; ".join(r.creators),
                 "content_types": _JOIN.join(r.content_types),
                 "source_format": r.source_format or "",
                 "source_value": r.source_value or "",
@@ -578,16 +582,23 @@ class RegistryResults(Sequence[RegistryResource]):
         return table
 
     def get_summary(self) -> Table:
-        """A compact table: index, short name, title, access modes (pyvo's get_summary)."""
+        """A compact overview, one row per resource (pyvo's ``get_summary`` columns)."""
         return Table(
             [
                 list(range(len(self))),
                 [r.short_name or "" for r in self._resources],
                 [r.res_title or "" for r in self._resources],
-                [r.ivoid for r in self._resources],
+                [r.res_description or "" for r in self._resources],
                 [", ".join(sorted(r.access_modes())) for r in self._resources],
             ],
-            names=("index", "short_name", "title", "ivoid", "access_modes"),
+            names=("index", "short_name", "title", "description", "interfaces"),
+            descriptions=(
+                "Index of the resource in these results",
+                "Short name",
+                "Resource title",
+                "Resource description",
+                "Access modes offered",
+            ),
         )
 
     async def get_tables(self, *, table_limit: int = 500) -> dict[str, dict[str, TableMeta]]:

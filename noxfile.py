@@ -18,7 +18,7 @@ def _group(name: str) -> list[str]:
 @nox.session
 def tests(session: nox.Session) -> None:
     """The test suite with branch coverage (integration tests run the simulated VO)."""
-    session.install("-e", ".[pyvo]", *_group("tests"))
+    session.install("-e", ".[pyvo,sim]", *_group("tests"))
     session.run("coverage", "erase")
     session.run("coverage", "run", "-m", "pytest", *session.posargs)
     session.run("coverage", "combine", success_codes=[0, 1])
@@ -36,7 +36,7 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def typecheck(session: nox.Session) -> None:
     """mypy --strict on src/ and on the public API as user code (tests/typing)."""
-    session.install("-e", ".", *_group("typing"))
+    session.install("-e", ".[sim]", *_group("typing"))
     session.run("mypy")
 
 

@@ -6,6 +6,10 @@ drips, 5xx, 503/429 with Retry-After, resets, broken or truncated VOTables, over
 redirect loops, huge answers... Server-side counters (`SimStats`) prove what a client
 did: how many requests it had in flight per host, how many rows it was sent.
 `SimProcess` runs the same simulator in a child process for benchmarks.
+
+``SimulatedVO(..., registry=True)`` adds a RegTAP registry (a TAP service answering real
+ADQL over a `SyntheticRegistry` that also lists the fleet's services), with variants
+chosen by `RegistryProfile`; it needs the ``sim`` extra (``pip install 'vosweep[sim]'``).
 """
 
 from __future__ import annotations
@@ -18,6 +22,12 @@ from vosweep.testing._profiles import ServiceProfile as ServiceProfile
 from vosweep.testing._profiles import ServiceSpec as ServiceSpec
 from vosweep.testing._profiles import build_fleet as build_fleet
 from vosweep.testing._profiles import override_fleet as override_fleet
+from vosweep.testing._registry import NamedResource as NamedResource
+from vosweep.testing._registry import RegistryUrls as RegistryUrls
+from vosweep.testing._registry import SyntheticRegistry as SyntheticRegistry
+from vosweep.testing._registry import build_registry as build_registry
+from vosweep.testing._regtap import RegistryProfile as RegistryProfile
+from vosweep.testing._regtap import RegistryStats as RegistryStats
 from vosweep.testing._scs import expected_rows as expected_rows
 from vosweep.testing._sim import SimHost as SimHost
 from vosweep.testing._sim import SimManifest as SimManifest
@@ -31,6 +41,10 @@ __all__ = [
     "DEFAULT_MIX",
     "Behaviour",
     "HostStats",
+    "NamedResource",
+    "RegistryProfile",
+    "RegistryStats",
+    "RegistryUrls",
     "ServiceProfile",
     "ServiceSpec",
     "ServiceStats",
@@ -40,7 +54,9 @@ __all__ = [
     "SimService",
     "SimStats",
     "SimulatedVO",
+    "SyntheticRegistry",
     "build_fleet",
+    "build_registry",
     "expected_rows",
     "no_backoff",
     "override_fleet",

@@ -3,7 +3,9 @@
 ``python -m vosweep.testing serve`` runs a `SimulatedVO` until SIGTERM, SIGINT, the end of
 its standard input (with ``--watch-stdin``) or ``--max-seconds``, whichever comes first,
 and writes a JSON manifest once every site listens. `SimProcess` wraps that command so a
-benchmark can put the client under test and the servers on different cores.
+benchmark can put the client under test and the servers on different cores, and so that
+synchronous clients (pyvo, TOPCAT) can use the simulated VO. ``--registry`` adds the
+RegTAP registry and prints its URL: point pyvo's ``choose_RegTAP_service`` at it.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from pydantic import TypeAdapter
 import vosweep
 from vosweep.errors import UsageError
 from vosweep.testing._profiles import DEFAULT_MIX, ServiceSpec, build_fleet
+from vosweep.testing._regtap import RegistryProfile
 from vosweep.testing._sim import SimHost, SimManifest, SimService, SimulatedVO
 from vosweep.testing._stats import SimStats
 
@@ -66,7 +69,34 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--watch-stdin", action="store_true", help="stop when standard input is closed"
     )
+    serve.add_argument(
+        "--registry", action="store_true", help="also run a RegTAP registry (needs vosweep[sim])"
+    )
+    serve.add_argument(
+        "--registry-size", type=int, default=None, help="generated registry records (2000)"
+    )
+    serve.add_argument("--registry-seed", type=int, default=None, help="registry seed (0)")
+    serve.add_argument("--registry-mirrors", type=int, default=0, help="alternate RegTAP endpoints")
+    serve.add_argument(
+        "--registry-profile", type=Path, help="JSON RegistryProfile (implies --registry)"
+    )
     return parser
+
+
+def _registry_option(options: argparse.Namespace) -> RegistryProfile | bool:
+    """The ``registry=`` argument the command line asks for."""
+    if options.registry_profile is not None:
+        profile = RegistryProfile.model_validate_json(options.registry_profile.read_bytes())
+    elif options.registry or options.registry_size is not None or options.registry_mirrors:
+        profile = RegistryProfile()
+    else:
+        return False
+    update = {
+        name: value
+        for name, value in (("n_resources", options.registry_size), ("seed", options.registry_seed))
+        if value is not None
+    }
+    return profile.model_copy(update=update) if update else profile
 
 
 def _write_atomically(path: Path, text: str) -> None:
@@ -130,10 +160,20 @@ async def _serve(options: argparse.Namespace) -> None:
             await group.start(_cancel_on_signal, group.cancel_scope)
             if options.watch_stdin:
                 await group.start(_cancel_on_stdin_eof, group.cancel_scope)
-            async with SimulatedVO(fleet, dead_hosts=dead) as sim:
+            async with SimulatedVO(
+                fleet,
+                dead_hosts=dead,
+                registry=_registry_option(options),
+                registry_mirrors=options.registry_mirrors,
+            ) as sim:
                 if options.manifest is not None:
                     _write_atomically(options.manifest, sim.manifest().model_dump_json())
                 sys.stdout.write(f"vosweep simulated VO ready: {sim!r}, admin at {sim.admin_url}\n")
+                for number, url in enumerate(sim.manifest().registry_urls):
+                    kind = (
+                        "RegTAP registry" if number == 0 else f"alternate RegTAP endpoint {number}"
+                    )
+                    sys.stdout.write(f"{kind} at {url}\n")
                 sys.stdout.flush()
                 await anyio.sleep_forever()
 
@@ -162,6 +202,8 @@ class SimProcess:
         max_seconds: Upper bound on the child's life.
         startup_timeout: How long to wait for the manifest.
         stop_timeout: How long to wait for the child after SIGTERM.
+        registry: Also run a RegTAP registry (``True`` or a `RegistryProfile`).
+        registry_mirrors: Healthy alternate RegTAP endpoints.
     """
 
     def __init__(
@@ -176,6 +218,8 @@ class SimProcess:
         max_seconds: float = 3600.0,
         startup_timeout: float = 60.0,
         stop_timeout: float = 10.0,
+        registry: RegistryProfile | bool = False,
+        registry_mirrors: int = 0,
     ) -> None:
         if (fleet is None) == (n_services is None):
             raise UsageError("give SimProcess either a fleet or n_services, not both")
@@ -190,6 +234,8 @@ class SimProcess:
         self._max_seconds = max_seconds
         self._startup_timeout = startup_timeout
         self._stop_timeout = stop_timeout
+        self._registry = RegistryProfile() if registry is True else registry
+        self._registry_mirrors = registry_mirrors
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self._stderr: IO[bytes] | None = None
         self._process: subprocess.Popen[bytes] | None = None
@@ -219,6 +265,11 @@ class SimProcess:
         command += ["--max-seconds", repr(float(self._max_seconds))]
         if self._dead:
             command += ["--dead-hosts", ",".join(map(str, self._dead))]
+        if self._registry is not False:
+            profile_path = workdir / "registry.json"
+            profile_path.write_text(self._registry.model_dump_json(), encoding="utf-8")
+            command += ["--registry-profile", str(profile_path)]
+            command += ["--registry-mirrors", str(self._registry_mirrors)]
         if self._fleet is not None:
             fleet_path = workdir / "fleet.json"
             fleet_path.write_bytes(_FLEET.dump_json(self._fleet))
@@ -325,6 +376,22 @@ class SimProcess:
     def admin_url(self) -> str:
         """Base URL of the child's admin site."""
         return self.manifest.admin_url
+
+    @property
+    def registry_urls(self) -> tuple[str, ...]:
+        """TAP base URLs of the child's RegTAP endpoints, primary first."""
+        return self.manifest.registry_urls
+
+    @property
+    def registry_url(self) -> str:
+        """TAP base URL of the child's primary RegTAP endpoint.
+
+        Raises:
+            UsageError: When the child runs no registry.
+        """
+        if not self.manifest.registry_urls:
+            raise UsageError("this SimProcess has no registry: use SimProcess(..., registry=True)")
+        return self.manifest.registry_urls[0]
 
     def targets(self) -> list[Service]:
         """One `vosweep.Service` per simulated service, by index."""

@@ -34,12 +34,15 @@ from vosweep.errors import UsageError
 from vosweep.services import Protocol as VOProtocol
 from vosweep.services import Service
 from vosweep.testing._profiles import Behaviour, ServiceSpec, build_fleet
+from vosweep.testing._regtap import RegistryProfile, RegistrySite, RegistryStats
 from vosweep.testing._scs import ScsHandler
 from vosweep.testing._stats import Counter, HostStats, ServiceStats, SimStats
 from vosweep.testing._votables import Document, html_error_page, malformed_document
 
 if TYPE_CHECKING:
     from types import TracebackType
+
+    from vosweep.testing._registry import SyntheticRegistry
 
 __all__ = [
     "PROTOCOL_HANDLERS",
@@ -151,11 +154,13 @@ class SimManifest(BaseModel, frozen=True, extra="forbid"):
         admin_url: Base URL of the admin site (``/_sim/stats`` and friends).
         hosts: The hosts, by index.
         services: The services, by index.
+        registry_urls: TAP base URLs of the RegTAP endpoints, primary first (if any).
     """
 
     admin_url: str
     hosts: tuple[SimHost, ...]
     services: tuple[SimService, ...]
+    registry_urls: tuple[str, ...] = ()
 
 
 @dataclass(slots=True)
@@ -500,9 +505,15 @@ class SimulatedVO:
         admin: Whether to start the admin site (``/_sim/stats``, ``/_sim/reset``,
             ``/_sim/manifest``) on 127.0.0.1.
         shutdown_timeout: Seconds granted to close everything on exit.
+        registry: Also run a RegTAP registry (``True`` or a `RegistryProfile`), on its
+            own host after the fleet's, whose records include every fleet service with
+            its real access URL (see `registry_url`, `registry`). Needs the ``sim`` extra.
+        registry_mirrors: Alternate RegTAP endpoints serving the same records, each on
+            its own host: a count of healthy copies, or one `RegistryProfile` each.
 
     Raises:
-        UsageError: On an empty or inconsistent fleet.
+        UsageError: On an empty or inconsistent fleet, or a registry without the
+            ``sim`` extra installed.
     """
 
     def __init__(
@@ -516,6 +527,8 @@ class SimulatedVO:
         dead_hosts: Iterable[int] = (),
         admin: bool = True,
         shutdown_timeout: float = 5.0,
+        registry: RegistryProfile | bool = False,
+        registry_mirrors: int | Sequence[RegistryProfile] = 0,
     ) -> None:
         if (fleet is None) == (n_services is None):
             raise UsageError("give SimulatedVO either a fleet or n_services, not both")
@@ -542,6 +555,7 @@ class SimulatedVO:
         self._admin_url = ""
         self._closing: anyio.Event | None = None
         self._state = "unopened"
+        self._registry = RegistrySite.from_options(registry, registry_mirrors)
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -581,6 +595,16 @@ class SimulatedVO:
             if self._admin:
                 self._admin_runner, port = await self._listen(self._admin_app(), ADMIN_ADDRESS)
                 self._admin_url = f"http://{ADMIN_ADDRESS}:{port}"
+            if self._registry is not None:
+                first = max(self._hosts) + 1
+                await self._registry.start(
+                    addresses=[host_address(first + k) for k in range(self._registry.host_count)],
+                    listen=self._listen,
+                    reserve_port=_reserve_port,
+                    wait_closing=self._wait_closing,
+                    services=self.services,
+                    hosts=[state.host.url for state in self._hosts.values() if not state.host.dead],
+                )
         except BaseException:
             await self.aclose()
             raise
@@ -630,6 +654,9 @@ class SimulatedVO:
         runners = [h.runner for h in self._hosts.values() if h.runner is not None]
         if self._admin_runner is not None:
             runners.append(self._admin_runner)
+        if self._registry is not None:
+            self._registry.close()  # stops running queries, so their handlers end
+            runners += self._registry.runners
         with anyio.move_on_after(self._shutdown_timeout + 1.0, shield=True):
             for runner in runners:
                 # Abort live connections first, so that cleanup does not wait for hung
@@ -750,10 +777,43 @@ class SimulatedVO:
         """One `vosweep.Service` per simulated service, by index."""
         return [service.target() for service in self.services]
 
+    def _registry_site(self) -> RegistrySite:
+        self._require_started()
+        if self._registry is None:
+            raise UsageError(
+                "this SimulatedVO has no registry: use SimulatedVO(..., registry=True)"
+            )
+        return self._registry
+
+    @property
+    def registry_url(self) -> str:
+        """The TAP base URL of the primary RegTAP endpoint (what a client queries)."""
+        return self._registry_site().urls[0]
+
+    @property
+    def registry_urls(self) -> tuple[str, ...]:
+        """The TAP base URLs of every RegTAP endpoint, primary first."""
+        return self._registry_site().urls
+
+    @property
+    def registry(self) -> SyntheticRegistry:
+        """The records the registry serves (typed data, for expected answers in tests)."""
+        registry = self._registry_site().registry
+        if registry is None:  # pragma: no cover -- start() builds it or fails
+            raise UsageError("the registry is not built yet")
+        return registry
+
+    def registry_stats(self) -> tuple[RegistryStats, ...]:
+        """Counters of every RegTAP endpoint (requests, queries, recent ADQL), primary first."""
+        return self._registry_site().stats()
+
     def manifest(self) -> SimManifest:
         """The hosts, services and admin URL, as written by ``python -m vosweep.testing serve``."""
         return SimManifest(
-            admin_url=self.admin_url, hosts=tuple(self.hosts), services=tuple(self.services)
+            admin_url=self.admin_url,
+            hosts=tuple(self.hosts),
+            services=tuple(self.services),
+            registry_urls=self._registry.urls if self._registry is not None else (),
         )
 
     def stats(self) -> SimStats:
@@ -791,6 +851,8 @@ class SimulatedVO:
         for service in self._services.values():
             service.counter.reset()
             service.attempts = 0
+        if self._registry is not None:
+            self._registry.reset()
 
     def __repr__(self) -> str:
         hosts = {spec.host_index for spec in self._fleet}

@@ -339,7 +339,7 @@ class RegistryClient:
         self, endpoint: str, spec: SearchSpec | None
     ) -> tuple[RegistryFeatures, SchemaInfo]:
         key = ("features", endpoint)
-        cached = self._cache.get(key)
+        cached = self._cache.get(key) if self._registry.cache_ttl > 0 else None
         if cached is None:
             ttl = self._registry.cache_ttl
             try:
@@ -483,7 +483,7 @@ class RegistryClient:
 
     async def _query_at(self, endpoint: str, adql: str, *, maxrec: int | None) -> QueryAnswer:
         key = ("query", endpoint, adql, maxrec)
-        cached = self._cache.get(key)
+        cached = self._cache.get(key) if self._registry.cache_ttl > 0 else None
         if cached is not None:
             answer: QueryAnswer = cached
             return answer

@@ -43,8 +43,9 @@ def typecheck(session: nox.Session) -> None:
 @nox.session
 def bench(session: nox.Session) -> None:
     """Benchmarks against baselines run in the same process; writes benchmarks/results/."""
-    session.install("-e", ".[progress]", *_group("bench"))
+    session.install("-e", ".[progress,sim]", *_group("bench"))
     args = session.posargs or []
     session.run("python", "benchmarks/bench_votable.py", *args)
     session.run("python", "benchmarks/bench_aggregate.py", *args)
     session.run("python", "benchmarks/bench_fanout.py", *args)
+    session.run("python", "benchmarks/bench_registry.py")

@@ -279,11 +279,19 @@ async def test_details_take_a_bounded_number_of_round_trips(sim: SimulatedVO) ->
         discovery = engine.registry.round_trips
         await found.get_tables()
         tables = engine.registry.round_trips - discovery
-    batches = -(-len(found) // 100)
     assert len(found) > 300
-    # capabilities + TAP_SCHEMA probe + search, then 3 detail queries per batch
-    assert discovery <= 3 + 3 * batches
-    assert tables == 2 * batches
+    # capabilities + TAP_SCHEMA probe + search, then 3 follow-ups naming the search itself
+    assert discovery <= 3 + 3
+    assert tables == 2
+    async with engine_for(sim.registry_url, batch_size=100) as engine:
+        cut = await engine.discover(servicetype=["scs", "tap", "sia", "ssa"], maxrec=350)
+        discovery = engine.registry.round_trips
+        await cut.get_tables()
+        tables = engine.registry.round_trips - discovery
+    # A cut answer lists its ivoids: 4 batches of 100 per follow-up kind.
+    assert len(cut) == 350
+    assert discovery <= 3 + 3 * 4
+    assert tables == 2 * 4
 
 
 async def test_answers_are_cached_across_engines(sim: SimulatedVO) -> None:

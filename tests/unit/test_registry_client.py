@@ -193,19 +193,9 @@ class Res:
     reference_url: str | None = None
 
 
-_KINDS = {
-    ", ".join(RESOURCE_COLUMNS): "search",
-    "SELECT ivoid FROM rr.resource": "search",
-    "TAP_SCHEMA.columns": "schema",
-    "rr.interface": "interfaces",
-    "rr.res_subject ": "subjects",
-    "rr.alt_identifier": "alt_identifiers",
-    "rr.res_table": "tables",
-    "rr.table_column": "columns",
-    "rr.res_role": "contacts",
-}
 _IN_LIST = re.compile(r"ivoid IN \(((?:'(?:[^']|'')*'(?:, )?)+)\)")
 _QUOTED = re.compile(r"'((?:[^']|'')*)'")
+_SUBQUERY = "ivoid IN (SELECT ivoid FROM rr.resource WHERE"
 _RR_11 = {
     "rr.resource": ["ivoid", "res_type", "short_name", "res_title"],
     "rr.capability": ["ivoid", "cap_index", "standard_id"],
@@ -217,12 +207,26 @@ _RR_11 = {
 }
 
 
+_OUTER_FROM = re.compile(r"^\s*SELECT\b.*?\bFROM\s+(\S+)", re.DOTALL | re.IGNORECASE)
+_FROM_KINDS = {
+    "rr.resource": "search",
+    "tap_schema.columns": "schema",
+    "rr.capability": "interfaces",
+    "rr.res_subject": "subjects",
+    "rr.alt_identifier": "alt_identifiers",
+    "rr.res_table": "tables",
+    "rr.table_column": "columns",
+    "rr.res_role": "contacts",
+}
+
+
 def kind_of(query: str) -> str:
-    """Which of the client's queries *query* is."""
-    for marker, kind in _KINDS.items():
-        if marker in query:
-            return kind
-    raise AssertionError(f"unexpected query: {query}")
+    """Which of the client's queries *query* is (by the outer query's first table)."""
+    match = _OUTER_FROM.match(query)
+    kind = _FROM_KINDS.get(match[1].lower()) if match else None
+    if kind is None:
+        raise AssertionError(f"unexpected query: {query}")
+    return kind
 
 
 def request_kind(request: Request) -> str | None:
@@ -260,6 +264,7 @@ class FakeRegistry:
         self.coverage = coverage
         self.queries: list[str] = []
         self.batches: dict[str, list[list[str]]] = {}
+        self.subqueries: Counter[str] = Counter()
         self.capability_requests = 0
 
     def kinds(self) -> Counter[str]:
@@ -280,7 +285,11 @@ class FakeRegistry:
         self.queries.append(query)
         kind = kind_of(query)
         ivoids: list[str] = []
-        if kind not in {"search", "schema"}:
+        if kind not in {"search", "schema"} and _SUBQUERY in query:
+            # The search named by itself: every search finds everything here.
+            ivoids = [r.ivoid for r in self.resources]
+            self.subqueries[kind] += 1
+        elif kind not in {"search", "schema"}:
             match = _IN_LIST.search(query)
             assert match, query
             ivoids = [s.replace("''", "'") for s in _QUOTED.findall(match[1])]
@@ -863,7 +872,8 @@ class TestBatching:
         ]
         registry = FakeRegistry(resources, capabilities=capabilities())
         rc, transport = client(registry, batch_size=batch_size)
-        found = await rc.search(spec())
+        # maxrec reached: the answer may not be the whole match, so ivoids are listed.
+        found = await rc.search(spec(keywords=["stars"], maxrec=n))
         batches = math.ceil(n / batch_size)
         kinds = registry.kinds()
         assert kinds["interfaces"] == kinds["subjects"] == kinds["alt_identifiers"] == batches
@@ -874,6 +884,29 @@ class TestBatching:
         assert sorted(asked) == found.ivoids
         assert max(len(batch) for batch in registry.batches["interfaces"]) <= batch_size
         assert all(len(r.interfaces) == 1 for r in found)
+
+    @pytest.mark.parametrize(("n", "batch_size", "by_subquery"), [(7, 3, True), (3, 3, False)])
+    async def test_a_whole_answer_is_named_by_the_search_itself(
+        self, n: int, batch_size: int, *, by_subquery: bool
+    ):
+        """More than one batch of a complete answer: one follow-up per kind, not N / size."""
+        resources = [
+            Res(f"ivo://all.test/r{i:02d}", interfaces=[Intf(TAP, f"http://all.test/{i}/tap")])
+            for i in range(n)
+        ]
+        registry = FakeRegistry(resources, capabilities=capabilities())
+        rc, transport = client(registry, batch_size=batch_size)
+        found = await rc.search(spec())
+        kinds = registry.kinds()
+        assert kinds["interfaces"] == kinds["subjects"] == kinds["alt_identifiers"] == 1
+        assert len(transport.requests) == 3 + 3
+        assert all(len(r.interfaces) == 1 for r in found)
+        expected = 3 if by_subquery else 0
+        assert sum(registry.subqueries.values()) == expected
+        follow_up = next(q for q in registry.queries if kind_of(q) == "interfaces")
+        assert (_SUBQUERY in follow_up) is by_subquery
+        if by_subquery:
+            assert "ivo_hasword" in follow_up or "stars" in follow_up  # the search's condition
 
     async def test_overflowing_batch_is_split_in_two(self):
         resources = [
@@ -1112,11 +1145,16 @@ class TestTablesAndContacts:
         ]
         registry = FakeRegistry(resources, capabilities=capabilities())
         rc, _ = client(registry, batch_size=2)
-        found = await rc.search(spec())
+        found = await rc.search(spec(keywords=["stars"], maxrec=5))
         before = registry.kinds()
         tables = await found.get_tables()
         after = registry.kinds() - before
         assert after == Counter(tables=3, columns=3)  # ceil(5 / 2) of each
+        whole = await rc.search(spec())  # the whole match: named by the search itself
+        before = registry.kinds()
+        assert set(await whole.get_tables()) == set(found.ivoids)
+        assert registry.kinds() - before == Counter(tables=1, columns=1)
+        assert registry.subqueries["tables"] == registry.subqueries["columns"] == 1
         assert set(tables) == set(found.ivoids)
         main = tables["ivo://tab.test/r3"]["t3.main"]
         assert main.title == "Title of t3.main"
@@ -1158,7 +1196,8 @@ class TestTablesAndContacts:
         rc, _ = client(registry, batch_size=2)
         found = await rc.search(spec())
         contacts = await found.get_contacts()
-        assert registry.kinds()["contacts"] == 2
+        assert registry.kinds()["contacts"] == 1
+        assert registry.subqueries["contacts"] == 1  # all of a whole answer: one query
         assert contacts == {
             "ivo://CDS.VizieR/II/283": [
                 vosweep.registry.Contact(name="CDS support", email="cds@test")

@@ -210,8 +210,12 @@ class RegistryClient:
             adql = spec.adql(features)
             answer = await self._query_at(endpoint, adql, maxrec=spec.maxrec)
             resources = [_resource(row) for row in answer.rows]
-            details = await self._details(endpoint, schema, [r.ivoid for r in resources])
-            link = _Binding(self, endpoint)
+            ivoids = [r.ivoid for r in resources]
+            # When the answer is the whole match, follow-ups can name it by the search itself.
+            whole = not answer.overflow and (spec.maxrec is None or len(ivoids) < spec.maxrec)
+            subquery = spec.ivoid_query(features) if whole else None
+            details = await self._details(endpoint, schema, ivoids, subquery)
+            link = _Binding(self, endpoint, subquery, ivoids)
             complete = [details.complete(resource, link) for resource in resources]
             return RegistryResults(
                 complete,
@@ -255,16 +259,17 @@ class RegistryClient:
         *,
         table_limit: int,
         endpoint: str | None = None,
+        subquery: str | None = None,
     ) -> dict[str, list[TableMeta]]:
-        """Tables and their columns for *resources*: two batched queries per batch."""
+        """Tables and their columns for *resources*: two batched queries per batch.
+
+        *subquery*, an ADQL query selecting exactly these resources' ivoids, replaces the
+        batches of ivoid lists when there would be several.
+        """
         ivoids = [r.ivoid for r in resources]
 
         async def attempt(endpoint: str) -> dict[str, list[TableMeta]]:
-            tables = await self._batched(
-                endpoint,
-                ivoids,
-                _TABLES,
-            )
+            tables = await self._batched(endpoint, ivoids, _TABLES, subquery)
             counts: dict[str, int] = defaultdict(int)
             for row in tables:
                 counts[row["ivoid"]] += 1
@@ -274,11 +279,7 @@ class RegistryClient:
                         f"{ivoid} has {count} tables, more than table_limit={table_limit};"
                         " raise table_limit to fetch them all"
                     )
-            columns = await self._batched(
-                endpoint,
-                ivoids,
-                _COLUMNS,
-            )
+            columns = await self._batched(endpoint, ivoids, _COLUMNS, subquery)
             return _tables(tables, columns)
 
         if endpoint is not None:
@@ -286,17 +287,17 @@ class RegistryClient:
         return await self._with_failover(attempt)
 
     async def get_contacts(
-        self, resources: Sequence[RegistryResource], *, endpoint: str | None = None
+        self,
+        resources: Sequence[RegistryResource],
+        *,
+        endpoint: str | None = None,
+        subquery: str | None = None,
     ) -> dict[str, list[Contact]]:
         """Contacts (``rr.res_role``, base role ``contact``) of *resources*, batched."""
         ivoids = [r.ivoid for r in resources]
 
         async def attempt(endpoint: str) -> dict[str, list[Contact]]:
-            rows = await self._batched(
-                endpoint,
-                ivoids,
-                _CONTACTS,
-            )
+            rows = await self._batched(endpoint, ivoids, _CONTACTS, subquery)
             found: dict[str, list[Contact]] = defaultdict(list)
             for row in rows:
                 found[row["ivoid"]].append(
@@ -400,7 +401,9 @@ class RegistryClient:
 
     # -- details ------------------------------------------------------------------------
 
-    async def _details(self, endpoint: str, schema: SchemaInfo, ivoids: list[str]) -> _Details:
+    async def _details(
+        self, endpoint: str, schema: SchemaInfo, ivoids: list[str], subquery: str | None
+    ) -> _Details:
         details = _Details(include_authenticated=self._registry.include_authenticated)
         if not ivoids:
             return details
@@ -411,6 +414,7 @@ class RegistryClient:
                     endpoint,
                     ivoids,
                     _INTERFACES_11 if schema.mirrors else _INTERFACES,
+                    subquery,
                 )
             )
 
@@ -421,6 +425,7 @@ class RegistryClient:
                     endpoint,
                     ivoids,
                     _SUBJECTS,
+                    subquery,
                 ),
             )
 
@@ -431,6 +436,7 @@ class RegistryClient:
                     endpoint,
                     ivoids,
                     _ALT_IDENTIFIERS,
+                    subquery,
                 ),
             )
 
@@ -443,13 +449,21 @@ class RegistryClient:
         return details
 
     async def _batched(
-        self, endpoint: str, ivoids: Sequence[str], template: str
+        self, endpoint: str, ivoids: Sequence[str], template: str, subquery: str | None = None
     ) -> list[dict[str, Any]]:
         """Run the *template* query for every batch of ivoids; rows in batch order.
 
-        A batch whose answer overflows is split in two and asked again.
+        A batch whose answer overflows is split in two and asked again. With more than
+        one batch's worth of ivoids and a *subquery* that selects exactly them, one query
+        asks for all at once (the batches remain the fallback if its answer overflows).
         """
         size = self._registry.batch_size
+        if subquery is not None and len(ivoids) > size:
+            answer = await self._query_at(
+                endpoint, template.replace("{ivoids}", subquery), maxrec=_DETAIL_MAXREC
+            )
+            if not answer.overflow:
+                return answer.rows
         batches = [list(ivoids[i : i + size]) for i in range(0, len(ivoids), size)]
         answers: list[list[dict[str, Any]]] = [[] for _ in batches]
 
@@ -555,19 +569,38 @@ def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
 class _Binding:
     """Ties found resources to the client and endpoint that found them."""
 
-    def __init__(self, client: RegistryClient, endpoint: str) -> None:
+    def __init__(
+        self,
+        client: RegistryClient,
+        endpoint: str,
+        subquery: str | None = None,
+        ivoids: Sequence[str] = (),
+    ) -> None:
         self._client = client
         self._endpoint = endpoint
+        self._subquery = subquery
+        self._ivoids = frozenset(ivoids)
+
+    def _subquery_for(self, resources: Sequence[RegistryResource]) -> str | None:
+        """The search itself, when asked about exactly the resources it found."""
+        if self._subquery is None or len(resources) != len(self._ivoids):
+            return None
+        return self._subquery if {r.ivoid for r in resources} == self._ivoids else None
 
     async def get_tables(
         self, resources: Sequence[RegistryResource], *, table_limit: int
     ) -> dict[str, list[TableMeta]]:
         return await self._client.get_tables(
-            resources, table_limit=table_limit, endpoint=self._endpoint
+            resources,
+            table_limit=table_limit,
+            endpoint=self._endpoint,
+            subquery=self._subquery_for(resources),
         )
 
     async def get_contacts(self, resources: Sequence[RegistryResource]) -> dict[str, list[Contact]]:
-        return await self._client.get_contacts(resources, endpoint=self._endpoint)
+        return await self._client.get_contacts(
+            resources, endpoint=self._endpoint, subquery=self._subquery_for(resources)
+        )
 
 
 # --- parsing answers (in worker threads) -------------------------------------------------

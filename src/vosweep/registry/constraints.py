@@ -1106,16 +1106,29 @@ class SearchSpec:
         Raises:
             RegistryFeatureMissing: A constraint needs something the registry lacks.
         """
-        conditions = [_render(item, features) for item in self.effective_constraints()]
         top = f" TOP {int(self.maxrec)}" if self.maxrec is not None else ""
         return "\n".join(
             [
                 f"SELECT{top} {', '.join(RESOURCE_COLUMNS)}",
                 "FROM rr.resource",
-                "WHERE " + "\n  AND ".join(f"({condition})" for condition in conditions),
+                self._where(features),
                 "ORDER BY ivoid",
             ]
         )
+
+    def ivoid_query(self, features: RegistryFeatures = DEFAULT_FEATURES) -> str:
+        """The ivoids of every matching resource (no ``maxrec``), for ``ivoid IN (...)``.
+
+        Follow-up queries about a large result use it instead of listing the ivoids.
+
+        Raises:
+            RegistryFeatureMissing: A constraint needs something the registry lacks.
+        """
+        return f"SELECT ivoid FROM rr.resource {self._where(features)}"
+
+    def _where(self, features: RegistryFeatures) -> str:
+        conditions = [_render(item, features) for item in self.effective_constraints()]
+        return "WHERE " + "\n  AND ".join(f"({condition})" for condition in conditions)
 
 
 def build_query(

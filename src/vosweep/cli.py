@@ -117,20 +117,38 @@ class _Progress:
 
 
 async def _demo(args: argparse.Namespace) -> int:
-    from vosweep.testing import DEFAULT_MIX, SimulatedVO  # noqa: PLC0415 - demo only
+    from vosweep.testing import DEFAULT_MIX, RegistryProfile, SimulatedVO  # noqa: PLC0415
 
     if args.services < 1 or args.hosts < 1:
         raise UsageError("--services and --hosts must be at least 1")
     config = _config(args, purpose="test")
     cone = Cone(ra=83.63, dec=22.01, radius=0.1)
+    with_registry = _has_sim_extra()
     print(
         f"Starting a simulated VO: {args.services} cone-search services on {args.hosts} "
-        f"loopback hosts (seed {args.seed}), with realistic failures."
+        f"loopback hosts (seed {args.seed}), with realistic failures"
+        + (", and a RegTAP registry of 1,000 more records." if with_registry else ".")
     )
+    registry = RegistryProfile(n_resources=1000, seed=args.seed) if with_registry else False
     async with SimulatedVO(
-        n_services=args.services, n_hosts=args.hosts, seed=args.seed, mix=DEFAULT_MIX
+        n_services=args.services,
+        n_hosts=args.hosts,
+        seed=args.seed,
+        mix=DEFAULT_MIX,
+        registry=registry,
     ) as sim:
-        targets = sim.targets()
+        targets: Sequence[Service] = sim.targets()
+        if with_registry:
+            config = config.model_copy(
+                update={
+                    "registry": config.registry.model_copy(
+                        update={"endpoints": (sim.registry_url,)}
+                    )
+                }
+            )
+            targets = await _discover(config)
+        else:
+            print("(pip install 'vosweep[sim]' to discover them through a simulated registry)")
         print(f"Sweeping {cone} with per-host cap {args.per_host}, timeout {args.timeout} s ...")
         result = await _run(config, targets, cone, args)
         stats = sim.stats()
@@ -144,6 +162,27 @@ async def _demo(args: argparse.Namespace) -> int:
     if len(result.table):
         print(result.table[: args.rows])
     return EXIT_OK if result.complete else EXIT_PARTIAL
+
+
+def _has_sim_extra() -> bool:
+    from importlib.util import find_spec  # noqa: PLC0415
+
+    return all(find_spec(name) is not None for name in ("sqlglot", "cdshealpix"))
+
+
+async def _discover(config: EngineConfig) -> list[Service]:
+    """The demo's discovery step: the fleet's cone searches, found through RegTAP."""
+    started = time.perf_counter()
+    async with Engine(config) as engine:
+        found = await engine.discover(servicetype="scs", keywords=["fleet"])
+        trips = engine.registry.round_trips
+    services = found.services("scs")
+    print(
+        f"Registry: servicetype='scs', keywords=['fleet'] found {len(found)} resources"
+        f" ({len(services)} cone searches) in {time.perf_counter() - started:.2f} s,"
+        f" {trips} round trips"
+    )
+    return services
 
 
 async def _run(

@@ -69,3 +69,42 @@ def test_sync_script_runs_its_own_event_loop():
     [(services, rows, state)] = summaries(completed.stdout)
     assert (services, state) == (20, "complete")
     assert rows > 0
+
+
+def test_discover_and_sweep_finds_then_queries_the_fleet():
+    """discover_and_sweep finds the fleet through the simulated registry and sweeps it."""
+    completed = run_example("discover_and_sweep.py", "--services", "16", "--timeout", "1")
+    assert "found 16 optical cone searches" in completed.stdout
+    [(services, rows, state)] = summaries(completed.stdout)
+    assert (services, state) == (16, "complete")
+    assert rows > 0
+    assert "ObsCore services" in completed.stdout
+    assert "FROM rr.resource" in completed.stdout
+
+
+def test_demo_discovers_through_the_registry_and_sweeps():
+    """``vosweep demo`` (the README's first command) runs discovery, then the sweep."""
+    completed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "vosweep.cli",
+            "demo",
+            "--services",
+            "24",
+            "--hosts",
+            "3",
+            "--timeout",
+            "1",
+            "--no-progress",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert completed.returncode in {0, 3}, completed.stderr
+    assert "Registry: servicetype='scs', keywords=['fleet'] found 24 resources" in completed.stdout
+    [(services, _, state)] = summaries(completed.stdout)
+    assert (services, state) == (24, "complete")

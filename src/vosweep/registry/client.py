@@ -418,34 +418,15 @@ class RegistryClient:
                 )
             )
 
-        async def subjects() -> None:
-            details.add_values(
-                "subjects",
-                await self._batched(
-                    endpoint,
-                    ivoids,
-                    _SUBJECTS,
-                    subquery,
-                ),
-            )
-
-        async def alt_identifiers() -> None:
-            details.add_values(
-                "alt_identifiers",
-                await self._batched(
-                    endpoint,
-                    ivoids,
-                    _ALT_IDENTIFIERS,
-                    subquery,
-                ),
-            )
+        async def values(kind: str, template: str) -> None:
+            details.add_values(kind, await self._batched(endpoint, ivoids, template, subquery))
 
         with _unwrap_errors():
             async with anyio.create_task_group() as tg:
                 tg.start_soon(interfaces)
-                tg.start_soon(subjects)
+                tg.start_soon(values, "subjects", _SUBJECTS)
                 if schema.alt_identifiers:
-                    tg.start_soon(alt_identifiers)
+                    tg.start_soon(values, "alt_identifiers", _ALT_IDENTIFIERS)
         return details
 
     async def _batched(

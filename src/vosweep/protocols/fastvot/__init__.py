@@ -30,10 +30,13 @@ from vosweep.protocols.fastvot._tabledata import decode_tabledata
 
 __all__ = ["FastDocument", "Signal", "Signals", "TableData", "decode"]
 
-_STREAM = re.compile(
+# A BINARY/BINARY2 payload must be exactly one local STREAM; its megabytes of base64 are
+# not walked by a regex (a byte search checks them for markup), only the two tags are.
+_STREAM_OPEN = re.compile(
     rb"[ \t\r\n]*<((?:[^\s<>/:=\"']+:)?)STREAM((?:[ \t\r\n]+[^\s=<>/\"']+[ \t\r\n]*=[ \t\r\n]*"
-    rb"(?:\"[^\"<]*\"|'[^'<]*'))*)[ \t\r\n]*>([^<]*)</\1STREAM[ \t\r\n]*>[ \t\r\n]*"
+    rb"(?:\"[^\"<]*\"|'[^'<]*'))*)[ \t\r\n]*>"
 )
+_STREAM_CLOSE = re.compile(rb"</((?:[^\s<>/:=\"']+:)?)STREAM[ \t\r\n]*>[ \t\r\n]*\Z")
 _ATTRIBUTE = re.compile(rb"""([^\s=]+)[ \t\r\n]*=[ \t\r\n]*(?:"([^"]*)"|'([^']*)')""")
 
 
@@ -142,11 +145,12 @@ def _decode_binary(
     fields: list[FieldMeta], payload: Payload, content: bytes, version: str
 ) -> list[ColumnData] | None:
     """A BINARY or BINARY2 payload, through the binary decoder if it is available."""
-    match = _STREAM.fullmatch(content)
-    if match is None:
+    stream = _stream(content)
+    if stream is None:
         return None  # anything but one local STREAM: astropy's odd paths
+    attributes_text, text = stream
     attributes: dict[str, Any] = {}
-    for name, double, single in _ATTRIBUTE.findall(match.group(2)):
+    for name, double, single in _ATTRIBUTE.findall(attributes_text):
         value = double if double or not single else single
         if b"&" in value:
             return None
@@ -159,8 +163,23 @@ def _decode_binary(
         return None
     return decode_stream(
         fields,
-        match.group(3),
+        text,
         binary2=payload.kind == "BINARY2",
         encoding=attributes.get("encoding"),
         version=version,
     )
+
+
+def _stream(content: bytes) -> tuple[bytes, bytes] | None:
+    """(attributes, text) of the payload's single ``<STREAM>``, or None if it is not one."""
+    opening = _STREAM_OPEN.match(content)
+    end = content.rfind(b"</")
+    if opening is None or end < opening.end():
+        return None
+    closing = _STREAM_CLOSE.match(content, end)
+    if closing is None or closing.group(1) != opening.group(1):
+        return None
+    text = content[opening.end() : end]
+    if b"<" in text:
+        return None  # comments, CDATA, child elements: astropy's business
+    return opening.group(2), text

@@ -83,3 +83,37 @@ class TestEngineConfig:
     def test_politeness_default(self):
         """At most 5 concurrent requests per host by default (the STILTS cap)."""
         assert vosweep.DEFAULT_LIMITS.per_host == 5
+
+
+class TestRegistryConfig:
+    def test_default_endpoints_try_gavo_first_then_alternates(self, monkeypatch):
+        monkeypatch.delenv("IVOA_REGISTRY", raising=False)
+        endpoints = vosweep.RegistryConfig().endpoints
+        assert endpoints == vosweep.config.DEFAULT_REGISTRY_ENDPOINTS
+        assert endpoints[0] == "http://reg.g-vo.org/tap"
+        assert len(endpoints) >= 2
+
+    def test_ivoa_registry_alone_replaces_the_defaults(self, monkeypatch):
+        """pyvo's variable: a named registry means that one, no failover to the internet."""
+        monkeypatch.setenv("IVOA_REGISTRY", " http://127.0.0.1:9/tap/ ")
+        assert vosweep.RegistryConfig().endpoints == ("http://127.0.0.1:9/tap",)
+        assert vosweep.EngineConfig().registry.endpoints == ("http://127.0.0.1:9/tap",)
+
+    def test_explicit_endpoints_win_and_are_cleaned(self, monkeypatch):
+        monkeypatch.setenv("IVOA_REGISTRY", "http://127.0.0.1:9/tap")
+        config = vosweep.RegistryConfig(endpoints=("http://a.test/tap/", "http://a.test/tap"))
+        assert config.endpoints == ("http://a.test/tap",)
+
+    @pytest.mark.parametrize(
+        ("field", "value"),
+        [
+            ("endpoints", ()),
+            ("endpoints", ("ftp://a.test/tap",)),
+            ("cache_ttl", -1),
+            ("batch_size", 0),
+            ("concurrency", 0),
+        ],
+    )
+    def test_bad_values_are_refused(self, field, value):
+        with pytest.raises(vosweep.UsageError, match=field):
+            vosweep.Engine(registry={field: value})

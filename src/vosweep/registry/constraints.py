@@ -1124,7 +1124,7 @@ class SearchSpec:
         Raises:
             RegistryFeatureMissing: A constraint needs something the registry lacks.
         """
-        return f"SELECT ivoid FROM rr.resource {self._where(features)}"
+        return " ".join(["SELECT ivoid FROM rr.resource", self._where(features)])
 
     def _where(self, features: RegistryFeatures) -> str:
         conditions = [_render(item, features) for item in self.effective_constraints()]

@@ -297,8 +297,9 @@ class FakeRegistry:
         if kind == "schema" and self.tap_schema == "rejected":
             body = error_votable("TAP_SCHEMA.columns: permission denied")
             return Response(url=request.url, status=400, body=body, content_type="text/xml")
-        if self.regtap == "1.0" and ("mirror_url" in query or "alt_identifier" in query):
-            missing = "mirror_url" if "mirror_url" in query else "rr.alt_identifier"
+        newer = ("mirror_url", "alt_identifier", "table_type")
+        if self.regtap == "1.0" and any(column in query for column in newer):
+            missing = next(column for column in newer if column in query)
             return Response(
                 url=request.url,
                 status=400,
@@ -391,18 +392,22 @@ class FakeRegistry:
     def _subjects(self, query: str, ivoids: list[str]) -> tuple[list[str], list[dict[str, Any]]]:
         del query
         rows = [
-            {"ivoid": r.ivoid, "value": s} for r in self._wanted(ivoids) for s in sorted(r.subjects)
+            {"ivoid": r.ivoid, "res_subject": s}
+            for r in self._wanted(ivoids)
+            for s in sorted(r.subjects)
         ]
-        return ["ivoid", "value"], rows
+        return ["ivoid", "res_subject"], rows
 
     def _alt_identifiers(
         self, query: str, ivoids: list[str]
     ) -> tuple[list[str], list[dict[str, Any]]]:
         del query
         rows = [
-            {"ivoid": r.ivoid, "value": a} for r in self._wanted(ivoids) for a in r.alt_identifiers
+            {"ivoid": r.ivoid, "alt_identifier": a}
+            for r in self._wanted(ivoids)
+            for a in r.alt_identifiers
         ]
-        return ["ivoid", "value"], rows
+        return ["ivoid", "alt_identifier"], rows
 
     def _tables(self, query: str, ivoids: list[str]) -> tuple[list[str], list[dict[str, Any]]]:
         del query
@@ -635,6 +640,9 @@ class TestSearch:
         # Without the 1.1 columns, nothing is known to need a login: every interface stays.
         assert len(found["secret"].interfaces) == 2
         assert cds.subjects == ("photometry", "stars")
+        tables = await found.get_tables()  # no RegTAP 1.1 table_type asked for either
+        assert set(tables[cds.ivoid]) == {"II/283/a", "II/283/b"}
+        assert not any("table_type" in q for q in registry.queries)
 
     async def test_regtap_10_learnt_from_tap_schema_when_capabilities_are_missing(self):
         registry = FakeRegistry(SAMPLE, regtap="1.0", capabilities=None)

@@ -93,17 +93,19 @@ _INTERFACES = (
 )
 _INTERFACES_11 = _INTERFACES.replace("access_url", "access_url, mirror_url, authenticated_only", 1)
 _SUBJECTS = (
-    "SELECT ivoid, res_subject AS value FROM rr.res_subject"
+    "SELECT ivoid, res_subject FROM rr.res_subject"
     " WHERE ivoid IN ({ivoids}) ORDER BY ivoid, res_subject"
 )
 _ALT_IDENTIFIERS = (
-    "SELECT ivoid, alt_identifier AS value FROM rr.alt_identifier"
+    "SELECT ivoid, alt_identifier FROM rr.alt_identifier"
     " WHERE ivoid IN ({ivoids}) ORDER BY ivoid, alt_identifier"
 )
 _TABLES = (
-    "SELECT ivoid, table_index, table_name, table_title, table_description, table_utype,"
-    " table_type FROM rr.res_table WHERE ivoid IN ({ivoids}) ORDER BY ivoid, table_index"
+    "SELECT ivoid, table_index, table_name, table_title, table_description, table_utype"
+    " FROM rr.res_table WHERE ivoid IN ({ivoids}) ORDER BY ivoid, table_index"
 )
+#: RegTAP 1.1 added ``table_type``.
+_TABLES_11 = _TABLES.replace("table_utype", "table_utype, table_type", 1)
 _COLUMNS = (
     "SELECT ivoid, table_index, name, ucd, unit, utype, datatype, arraysize, extended_type,"
     " column_description, flag FROM rr.table_column"
@@ -131,6 +133,11 @@ class SchemaInfo:
     def mirrors(self) -> bool:
         """Whether ``rr.interface`` has RegTAP 1.1's ``mirror_url`` and ``authenticated_only``."""
         return all(column in self.interface_columns for column in _INTERFACE_11)
+
+    @property
+    def table_type(self) -> bool:
+        """Whether ``rr.res_table`` has RegTAP 1.1's ``table_type``."""
+        return self.mirrors  # both came with RegTAP 1.1
 
     @property
     def alt_identifiers(self) -> bool:
@@ -269,7 +276,9 @@ class RegistryClient:
         ivoids = [r.ivoid for r in resources]
 
         async def attempt(endpoint: str) -> dict[str, list[TableMeta]]:
-            tables = await self._batched(endpoint, ivoids, _TABLES, subquery)
+            _, schema = await self._capabilities(endpoint, None)
+            template = _TABLES_11 if schema.table_type else _TABLES
+            tables = await self._batched(endpoint, ivoids, template, subquery)
             counts: dict[str, int] = defaultdict(int)
             for row in tables:
                 counts[row["ivoid"]] += 1
@@ -418,15 +427,16 @@ class RegistryClient:
                 )
             )
 
-        async def values(kind: str, template: str) -> None:
-            details.add_values(kind, await self._batched(endpoint, ivoids, template, subquery))
+        async def values(kind: str, column: str, template: str) -> None:
+            rows = await self._batched(endpoint, ivoids, template, subquery)
+            details.add_values(kind, column, rows)
 
         with _unwrap_errors():
             async with anyio.create_task_group() as tg:
                 tg.start_soon(interfaces)
-                tg.start_soon(values, "subjects", _SUBJECTS)
+                tg.start_soon(values, "subjects", "res_subject", _SUBJECTS)
                 if schema.alt_identifiers:
-                    tg.start_soon(values, "alt_identifiers", _ALT_IDENTIFIERS)
+                    tg.start_soon(values, "alt_identifiers", "alt_identifier", _ALT_IDENTIFIERS)
         return details
 
     async def _batched(
@@ -681,10 +691,12 @@ class _Details:
                 )
             )
 
-    def add_values(self, kind: str, rows: Iterable[dict[str, Any]]) -> None:
+    def add_values(self, kind: str, column: str, rows: Iterable[dict[str, Any]]) -> None:
+        # Columns are read by their own names: VALUE is an SQL-92 reserved word, so an
+        # "AS value" alias is refused by strict ADQL parsers.
         for row in rows:
-            if row.get("value"):
-                self.values[kind][row["ivoid"]].append(str(row["value"]))
+            if row.get(column):
+                self.values[kind][row["ivoid"]].append(str(row[column]))
 
     def complete(self, resource: RegistryResource, link: _Binding) -> RegistryResource:
         from dataclasses import replace  # noqa: PLC0415 - only here

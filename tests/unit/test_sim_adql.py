@@ -153,6 +153,9 @@ def test_adql_functions_keep_their_adql_meaning_not_sqlglots_rewrites(db):
         ("ATTACH DATABASE ':memory:' AS x", "Could not parse"),
         ("SELECT ivoid FROM rr.resource WHERE ivoid = ?", "unsupported construct"),
         ("SELECT * FROM sqlite_master", "unknown table sqlite_master"),
+        ("SELECT res_subject AS value FROM rr.res_subject", "value is a reserved word"),
+        ("SELECT ivoid AS top FROM rr.resource", "top is a reserved word"),
+        ("SELECT ivoid FROM rr.resource AS user", "user is a reserved word"),
         (
             "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) SELECT n FROM r",
             "recursive",
@@ -183,6 +186,11 @@ def test_optional_features_can_be_switched_off():
 
 
 # -- execution ----------------------------------------------------------------------------
+
+
+def test_a_quoted_reserved_word_is_a_fine_alias(db):
+    result = db.execute('SELECT ivoid AS "value" FROM rr.resource', maxrec=1)
+    assert [c.name for c in result.columns] == ["value"]
 
 
 def test_like_is_case_sensitive_and_ilike_is_not_even_beyond_ascii(db):

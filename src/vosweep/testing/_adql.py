@@ -1060,6 +1060,32 @@ def _syntax_error(exc: Exception) -> AdqlError:
     return AdqlError(f"Could not parse your query: {text}")
 
 
+#: Reserved words of ADQL 2.1 (SQL-92's and ADQL's own) that clients are tempted to use as
+#: names: strict services (DaCHS, for one) refuse them unquoted, so the simulator does too.
+RESERVED_WORDS = frozenset(
+    {
+        *("ABSOLUTE", "ACTION", "COLUMN", "CURRENT", "DATE", "DAY", "DOMAIN", "FIRST", "HOUR"),
+        *("KEY", "LAST", "LEVEL", "MATCH", "MINUTE", "MONTH", "NAMES", "OUTPUT", "POSITION"),
+        *("PRIOR", "READ", "RELATIVE", "SCHEMA", "SECOND", "SECTION", "SESSION", "SIZE"),
+        *("SPACE", "TIME", "TIMESTAMP", "TRANSLATION", "USER", "VALUE", "VALUES", "YEAR"),
+        *("ZONE", "AREA", "BOX", "CENTROID", "CIRCLE", "CONTAINS", "COORD1", "COORD2"),
+        *("COORDSYS", "DISTANCE", "INTERSECTS", "POINT", "POLYGON", "REGION", "TOP"),
+    }
+)
+
+
+def _refuse_reserved(identifier: object) -> None:
+    """An unquoted alias that is an ADQL reserved word is a syntax error on strict services."""
+    from sqlglot import exp  # noqa: PLC0415
+
+    if not isinstance(identifier, exp.Identifier) or identifier.quoted:
+        return
+    if identifier.name.upper() in RESERVED_WORDS:
+        raise AdqlError(
+            f"{identifier.name} is a reserved word in ADQL: quote it or choose another name"
+        )
+
+
 @dataclass(slots=True)
 class _Checker:
     """Walks a parsed query: refuses what ADQL (or this service) does not have."""
@@ -1083,8 +1109,10 @@ class _Checker:
             if alias is not None:
                 self.aliases.update(c.name.lower() for c in alias.columns)
         for alias_node in tree.find_all(exp.Alias):
+            _refuse_reserved(alias_node.args.get("alias"))
             self.aliases.add(alias_node.alias.lower())
         for table_alias in tree.find_all(exp.TableAlias):
+            _refuse_reserved(table_alias.args.get("this"))
             self.aliases.add(table_alias.name.lower())
         for node in tree.walk():
             if not isinstance(node, allowed):

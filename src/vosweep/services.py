@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, field_validator
 
 from vosweep.errors import UsageError
 
-__all__ = ["Protocol", "Service"]
+__all__ = ["Protocol", "Service", "protocol_of_standard"]
 
 
 class Protocol(StrEnum):
@@ -32,6 +32,27 @@ STANDARD_IDS: dict[Protocol, str] = {
     Protocol.SSA: "ivo://ivoa.net/std/ssa",
     Protocol.TAP: "ivo://ivoa.net/std/tap",
 }
+_STD = "ivo://ivoa.net/std/"
+#: SIA2 shares SIA1's standard id up to the fragment: these prefixes tell it apart
+#: (``sia2`` is how pyvo rewrites them).
+_SIA2_PREFIXES = (_STD + "sia#query-2", _STD + "sia#query-aux-2", _STD + "sia2")
+_PROTOCOL_OF_STANDARD = {
+    STANDARD_IDS[protocol]: protocol
+    for protocol in (Protocol.SCS, Protocol.SIA, Protocol.SSA, Protocol.TAP)
+}
+
+
+def protocol_of_standard(standard_id: str | None) -> Protocol | None:
+    """The protocol a capability's standard id speaks, or None if vosweep does not query it.
+
+    Fragments are ignored (``tap#aux`` is TAP), except that SIA2 is kept apart from SIA1.
+    """
+    if not standard_id:
+        return None
+    standard_id = standard_id.lower()
+    if standard_id.startswith(_SIA2_PREFIXES):
+        return Protocol.SIA2
+    return _PROTOCOL_OF_STANDARD.get(standard_id.split("#", 1)[0])
 
 
 class Service(BaseModel):

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from vosweep.errors import UsageError
-from vosweep.services import Protocol, Service, coerce_service
+from vosweep.services import Protocol, Service, coerce_service, protocol_of_standard
 
 __all__ = ["expand_targets", "is_single_target"]
 
@@ -28,7 +28,6 @@ _PYVO_SERVICES = {
     "SSAService": Protocol.SSA,
     "TAPService": Protocol.TAP,
 }
-_STD = "ivo://ivoa.net/std/"
 
 
 def expand_targets(targets: Iterable[object], protocol: Protocol | None) -> Iterator[Service | str]:
@@ -109,7 +108,7 @@ def _pyvo_resource(resource: Any, protocol: Protocol | None) -> list[Service]:
         standard_id = (interface.standard_id or "").lower()
         if not standard_id or not interface.is_standard:
             continue
-        speaks = _protocol_of(standard_id)
+        speaks = protocol_of_standard(standard_id)
         if speaks is None or (protocol is not None and speaks is not protocol):
             continue
         found.append(
@@ -122,17 +121,6 @@ def _pyvo_resource(resource: Any, protocol: Protocol | None) -> list[Service]:
             )
         )
     return found
-
-
-def _protocol_of(standard_id: str) -> Protocol | None:
-    if standard_id.startswith((_STD + "sia#query-2", _STD + "sia2")):
-        return Protocol.SIA2
-    return {
-        _STD + "conesearch": Protocol.SCS,
-        _STD + "sia": Protocol.SIA,
-        _STD + "ssa": Protocol.SSA,
-        _STD + "tap": Protocol.TAP,
-    }.get(standard_id.split("#", 1)[0])
 
 
 def is_single_target(target: object) -> bool:

@@ -13,7 +13,7 @@ import vosweep
 from vosweep.errors import UsageError
 from vosweep.protocols.base import Request, Response
 from vosweep.registry import Interface, RegistryResource, RegistryResults
-from vosweep.services import Protocol, Service
+from vosweep.services import Protocol, Service, protocol_of_standard
 from vosweep.targets import expand_targets
 from vosweep.transport import MockTransport
 
@@ -377,3 +377,26 @@ async def test_one_resource_or_service_is_a_fanout_target() -> None:
     ]
     assert [o.service.ivoid for o in result.outcomes] == ["ivo://x.test/cat"] * 2
     assert len(single.outcomes) == 1
+
+
+@pytest.mark.parametrize(
+    ("standard_id", "protocol"),
+    [
+        ("ivo://ivoa.net/std/ConeSearch", Protocol.SCS),
+        ("ivo://ivoa.net/std/tap#aux", Protocol.TAP),
+        ("ivo://ivoa.net/std/sia", Protocol.SIA),
+        ("ivo://ivoa.net/std/sia#query-2.0", Protocol.SIA2),
+        ("ivo://ivoa.net/std/sia#query-aux-2.0", Protocol.SIA2),
+        ("ivo://ivoa.net/std/sia2", Protocol.SIA2),  # pyvo's rewriting of the SIA2 ids
+        ("ivo://ivoa.net/std/ssa", Protocol.SSA),
+        ("ivo://ivoa.net/std/vosi#capabilities", None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_one_reading_of_standard_ids_for_registry_and_pyvo_interfaces(standard_id, protocol):
+    """vosweep's interfaces and pyvo's read standard ids the same way (one function)."""
+    assert protocol_of_standard(standard_id) is protocol
+    if standard_id:
+        interface = Interface(access_url="http://x.test/q?", standard_id=standard_id.lower())
+        assert interface.protocol is protocol

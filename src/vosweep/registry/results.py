@@ -24,7 +24,7 @@ from astropy.table import Table
 from vosweep.errors import UsageError
 from vosweep.registry.constraints import SERVICE_TYPES
 from vosweep.services import Protocol as DALProtocol
-from vosweep.services import Service
+from vosweep.services import Service, protocol_of_standard
 
 if TYPE_CHECKING:
     from vosweep.registry.constraints import SearchSpec
@@ -39,13 +39,6 @@ __all__ = [
 ]
 
 _STD = "ivo://ivoa.net/std/"
-#: Standard ids (without fragment) of the protocols vosweep queries.
-_PROTOCOL_OF_STANDARD = {
-    "ivo://ivoa.net/std/conesearch": DALProtocol.SCS,
-    "ivo://ivoa.net/std/sia": DALProtocol.SIA,
-    "ivo://ivoa.net/std/ssa": DALProtocol.SSA,
-    "ivo://ivoa.net/std/tap": DALProtocol.TAP,
-}
 
 
 def shorten_standard_id(standard_id: str | None) -> str | None:
@@ -55,13 +48,9 @@ def shorten_standard_id(standard_id: str | None) -> str | None:
     return standard_id
 
 
-def _is_sia2(standard_id: str) -> bool:
-    return standard_id.startswith((_STD + "sia#query-2", _STD + "sia#query-aux-2"))
-
-
 def _base_standard(standard_id: str) -> str:
     """The standard a capability speaks, without fragment (``sia2`` kept apart from SIA1)."""
-    if _is_sia2(standard_id):
+    if protocol_of_standard(standard_id) is DALProtocol.SIA2:
         return _STD + "sia2"
     return standard_id.split("#", 1)[0]
 
@@ -108,16 +97,12 @@ class Interface:
     @property
     def is_vosi(self) -> bool:
         """Whether this is VOSI infrastructure (capabilities, tables, availability)."""
-        return bool(self.standard_id) and self.standard_id.startswith(_STD + "vosi")  # type: ignore[union-attr]
+        return (self.standard_id or "").startswith(_STD + "vosi")
 
     @property
     def protocol(self) -> DALProtocol | None:
         """The vosweep protocol this interface speaks, if it is one vosweep queries."""
-        if not self.standard_id:
-            return None
-        if _is_sia2(self.standard_id):
-            return DALProtocol.SIA2
-        return _PROTOCOL_OF_STANDARD.get(self.standard_id.split("#", 1)[0])
+        return protocol_of_standard(self.standard_id)
 
     def supports(self, standard_id: str) -> bool:
         """Whether this interface speaks *standard_id* (fragments ignored, SIA2 kept apart)."""

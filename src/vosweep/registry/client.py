@@ -8,8 +8,10 @@ Flow of one search (`RegistryClient.search`):
    tables in doubt), cached per endpoint.
 3. Run the search's ADQL there (one row per resource).
 4. Fetch capabilities and interfaces, subjects and alternative identifiers for the
-   ivoids found, ``batch_size`` ivoids per query, a few queries in flight: the round
-   trips grow with N / batch_size, never with N.
+   ivoids found: when the answer is the whole match, one query each that names the
+   search itself (``ivoid IN (SELECT ivoid ...)``); when it was cut at ``maxrec``,
+   ``batch_size`` ivoids per query, a few queries in flight. The round trips grow with
+   N / batch_size at most, never with N.
 
 An endpoint that cannot be reached (connection refused, timeout, 5xx, an HTML page)
 is skipped for the next one, and every query of one search goes to the endpoint that
@@ -349,7 +351,7 @@ class RegistryClient:
         self, endpoint: str, spec: SearchSpec | None
     ) -> tuple[RegistryFeatures, SchemaInfo]:
         key = ("features", endpoint)
-        cached = self._cache.get(key) if self._registry.cache_ttl > 0 else None
+        cached = self._cached(key)
         if cached is None:
             ttl = self._registry.cache_ttl
             try:
@@ -488,19 +490,23 @@ class RegistryClient:
 
     async def _query_at(self, endpoint: str, adql: str, *, maxrec: int | None) -> QueryAnswer:
         key = ("query", endpoint, adql, maxrec)
-        cached = self._cache.get(key) if self._registry.cache_ttl > 0 else None
+        cached = self._cached(key)
         if cached is not None:
             answer: QueryAnswer = cached
             return answer
         async with self._limiter:
             response = await self._send(tap.sync_request(endpoint, adql, maxrec=maxrec))
-            parsed = await anyio.to_thread.run_sync(
-                _parse, response, self._config.limits.max_response_bytes
+            # Parsing and turning thousands of rows into dicts are CPU work: off the loop.
+            rows, overflow = await anyio.to_thread.run_sync(
+                _parse_rows, response, self._config.limits.max_response_bytes
             )
-        rows = _rows(parsed)
-        answer = QueryAnswer(rows=rows, overflow=parsed.status == "OVERFLOW", endpoint=endpoint)
+        answer = QueryAnswer(rows=rows, overflow=overflow, endpoint=endpoint)
         self._cache.put(key, answer, self._registry.cache_ttl)
         return answer
+
+    def _cached(self, key: tuple[object, ...]) -> Any | None:
+        """A cached answer, unless the cache is switched off (``cache_ttl=0``)."""
+        return self._cache.get(key) if self._registry.cache_ttl > 0 else None
 
     async def _send(self, request: Request) -> Response:
         """One request with the engine's retry policy for transient failures."""
@@ -597,8 +603,10 @@ class _Binding:
 # --- parsing answers (in worker threads) -------------------------------------------------
 
 
-def _parse(response: Response, max_bytes: int) -> Parsed:
-    return tap.parse_sync(response, max_bytes=max_bytes)
+def _parse_rows(response: Response, max_bytes: int) -> tuple[list[dict[str, Any]], bool]:
+    """The answer's rows, and whether the registry cut it at MAXREC (runs in a thread)."""
+    parsed = tap.parse_sync(response, max_bytes=max_bytes)
+    return _rows(parsed), parsed.status == "OVERFLOW"
 
 
 def _rows(parsed: Parsed) -> list[dict[str, Any]]:

@@ -35,6 +35,7 @@ from vosweep.services import Protocol as VOProtocol
 from vosweep.services import Service
 from vosweep.testing._profiles import Behaviour, ServiceSpec, build_fleet
 from vosweep.testing._regtap import RegistryProfile, RegistrySite, RegistryStats
+from vosweep.testing._dal import Sia2Handler, SiaHandler, SsaHandler
 from vosweep.testing._scs import ScsHandler
 from vosweep.testing._stats import Counter, HostStats, ServiceStats, SimStats
 from vosweep.testing._votables import Document, html_error_page, malformed_document
@@ -46,6 +47,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "PROTOCOL_HANDLERS",
+    "Exchange",
+    "SubpathHandler",
     "ProtocolHandler",
     "SimHost",
     "SimManifest",
@@ -87,8 +90,26 @@ class ProtocolHandler(Protocol):
         ...
 
 
+class SubpathHandler(Protocol):
+    """A protocol that also serves paths below the service's base path.
+
+    SIA, SSA and TAP services link to datalink documents, previews and data files below
+    their base path, and TAP lives entirely below it (``/sync``, ``/async/{job}``,
+    VOSI). The handler answers those itself; None means "not mine" (404).
+    """
+
+    async def serve_subpath(self, ex: Exchange) -> web.StreamResponse | None:
+        """Answer a request for ``ex.subpath`` (never empty), or return None."""
+        ...
+
+
 #: One handler per protocol; SIA, SSA, TAP and RegTAP plug in here.
-PROTOCOL_HANDLERS: dict[VOProtocol, ProtocolHandler] = {VOProtocol.SCS: ScsHandler()}
+PROTOCOL_HANDLERS: dict[VOProtocol, ProtocolHandler] = {
+    VOProtocol.SCS: ScsHandler(),
+    VOProtocol.SIA: SiaHandler(),
+    VOProtocol.SIA2: Sia2Handler(),
+    VOProtocol.SSA: SsaHandler(),
+}
 
 
 class SimHost(BaseModel, frozen=True, extra="forbid"):
@@ -192,7 +213,7 @@ class _Outcome:
 
 
 @dataclass(slots=True)
-class _Exchange:
+class Exchange:
     """One request being answered: what behaviours work with."""
 
     request: web.Request
@@ -288,43 +309,43 @@ class _Exchange:
         return await self.send(status, b"", "text/plain", {"Location": location})
 
 
-_Behaviour = Callable[[_Exchange], Awaitable[web.StreamResponse]]
+_Behaviour = Callable[[Exchange], Awaitable[web.StreamResponse]]
 
 
 def _retry_after(seconds: float) -> str:
     return str(int(seconds)) if float(seconds).is_integer() else repr(float(seconds))
 
 
-def _failing(ex: _Exchange) -> bool:
+def _failing(ex: Exchange) -> bool:
     """Whether this attempt of an unavailable / rate-limited / flaky service fails."""
     fail_times = ex.spec.profile.fail_times
     return fail_times < 0 or ex.state.attempts <= fail_times
 
 
-async def _ok(ex: _Exchange) -> web.StreamResponse:
+async def _ok(ex: Exchange) -> web.StreamResponse:
     return await ex.send_document(await ex.document())
 
 
-async def _wrong_content_type(ex: _Exchange) -> web.StreamResponse:
+async def _wrong_content_type(ex: Exchange) -> web.StreamResponse:
     return await ex.send_document(await ex.document(), content_type="text/plain")
 
 
-async def _gzip(ex: _Exchange) -> web.StreamResponse:
+async def _gzip(ex: Exchange) -> web.StreamResponse:
     return await ex.send_document(await ex.document(), content_type="text/xml", compress=True)
 
 
-async def _hang(ex: _Exchange) -> web.StreamResponse:
+async def _hang(ex: Exchange) -> web.StreamResponse:
     await ex.sim._wait_closing(ex.spec.profile.max_hang)
     return ex.drop(abort=True)
 
 
-async def _http_500(ex: _Exchange) -> web.StreamResponse:
+async def _http_500(ex: Exchange) -> web.StreamResponse:
     page = html_error_page("500 Internal Server Error", f"{ex.spec.name}: database error")
     return await ex.send(500, page.encode(), "text/html")
 
 
 def _throttled(status: int, reason: str) -> _Behaviour:
-    async def behaviour(ex: _Exchange) -> web.StreamResponse:
+    async def behaviour(ex: Exchange) -> web.StreamResponse:
         if not _failing(ex):
             return await _ok(ex)
         profile = ex.spec.profile
@@ -338,7 +359,7 @@ def _throttled(status: int, reason: str) -> _Behaviour:
     return behaviour
 
 
-async def _flaky(ex: _Exchange) -> web.StreamResponse:
+async def _flaky(ex: Exchange) -> web.StreamResponse:
     if not _failing(ex):
         return await _ok(ex)
     status = 500 if ex.state.attempts % 2 else 502
@@ -346,15 +367,15 @@ async def _flaky(ex: _Exchange) -> web.StreamResponse:
     return await ex.send(status, page.encode(), "text/html")
 
 
-async def _reset(ex: _Exchange) -> web.StreamResponse:
+async def _reset(ex: Exchange) -> web.StreamResponse:
     return ex.drop(abort=True)
 
 
-async def _malformed(ex: _Exchange) -> web.StreamResponse:
+async def _malformed(ex: Exchange) -> web.StreamResponse:
     return await ex.send(200, malformed_document().encode(), "text/xml")
 
 
-async def _truncated(ex: _Exchange) -> web.StreamResponse:
+async def _truncated(ex: Exchange) -> web.StreamResponse:
     document = await ex.document()
     body = document.encode()
     rows = "".join(document.rows).encode()
@@ -369,22 +390,22 @@ async def _truncated(ex: _Exchange) -> web.StreamResponse:
     return ex.drop(abort=False)
 
 
-async def _html_200(ex: _Exchange) -> web.StreamResponse:
+async def _html_200(ex: Exchange) -> web.StreamResponse:
     page = html_error_page("Service maintenance", "The cone search is down for maintenance.")
     return await ex.send(200, page.encode(), "text/html")
 
 
-async def _redirect(ex: _Exchange) -> web.StreamResponse:
+async def _redirect(ex: Exchange) -> web.StreamResponse:
     return await ex.redirect(f"{ex.spec.path}/moved")
 
 
-async def _redirect_loop(ex: _Exchange) -> web.StreamResponse:
+async def _redirect_loop(ex: Exchange) -> web.StreamResponse:
     hop_text = ex.subpath.removeprefix("/loop/")
     hop = int(hop_text) if hop_text.isdigit() else 0
     return await ex.redirect(f"{ex.spec.path}/loop/{hop + 1}")
 
 
-async def _drip(ex: _Exchange) -> web.StreamResponse:
+async def _drip(ex: Exchange) -> web.StreamResponse:
     """Headers, then a few bytes per interval; the document's tail is never sent."""
     profile = ex.spec.profile
     document = await ex.document()
@@ -407,7 +428,7 @@ async def _drip(ex: _Exchange) -> web.StreamResponse:
     return ex.drop(abort=True)
 
 
-async def _oversized(ex: _Exchange) -> web.StreamResponse:
+async def _oversized(ex: Exchange) -> web.StreamResponse:
     """About ``size_bytes`` of VOTable, chunked, made lazily by repeating the rows."""
     profile = ex.spec.profile
     document = await ex.document()
@@ -696,14 +717,14 @@ class SimulatedVO:
         try:
             if state is None:
                 return await _not_found(request, outcome)
-            return await self._serve(_Exchange(request, state, self, subpath, outcome))
+            return await self._serve(Exchange(request, state, self, subpath, outcome))
         finally:
             self._total.end(completed=outcome.completed, rows=outcome.rows)
             host.counter.end(completed=outcome.completed, rows=outcome.rows)
             if state is not None:
                 state.counter.end(completed=outcome.completed, rows=outcome.rows)
 
-    async def _serve(self, ex: _Exchange) -> web.StreamResponse:
+    async def _serve(self, ex: Exchange) -> web.StreamResponse:
         profile = ex.spec.profile
         behaviour = profile.behaviour
         if behaviour is Behaviour.REDIRECT_LOOP:
@@ -712,7 +733,10 @@ class SimulatedVO:
         if ex.subpath == "/moved" and behaviour is Behaviour.REDIRECT:
             return await _ok(ex)
         if ex.subpath:
-            return await _not_found(ex.request, ex.outcome)
+            handler = PROTOCOL_HANDLERS[ex.spec.protocol]
+            serve_subpath = getattr(handler, "serve_subpath", None)
+            response = await serve_subpath(ex) if serve_subpath is not None else None
+            return response if response is not None else await _not_found(ex.request, ex.outcome)
         ex.state.attempts += 1
         return await _BEHAVIOURS[behaviour](ex)
 

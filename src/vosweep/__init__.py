@@ -20,6 +20,7 @@ from vosweep.config import ErrorPolicy as ErrorPolicy
 from vosweep.config import Limits as Limits
 from vosweep.config import RegistryConfig as RegistryConfig
 from vosweep.config import RetryPolicy as RetryPolicy
+from vosweep.config import TapPolicy as TapPolicy
 from vosweep.config import Timeouts as Timeouts
 from vosweep.engine import Engine as Engine
 from vosweep.engine import EngineStatistics as EngineStatistics
@@ -46,6 +47,10 @@ from vosweep.outcomes import Part as Part
 from vosweep.outcomes import ServiceOutcome as ServiceOutcome
 from vosweep.outcomes import Status as Status
 from vosweep.queries import Cone as Cone
+from vosweep.queries import ImageQuery as ImageQuery
+from vosweep.queries import PerProtocol as PerProtocol
+from vosweep.queries import SpectrumQuery as SpectrumQuery
+from vosweep.queries import TapQuery as TapQuery
 from vosweep.result import FanoutResult as FanoutResult
 from vosweep.services import Protocol as Protocol
 from vosweep.services import Service as Service
@@ -65,8 +70,10 @@ __all__ = [
     "FanoutAborted",
     "FanoutResult",
     "HTTPStatusError",
+    "ImageQuery",
     "Limits",
     "Part",
+    "PerProtocol",
     "Protocol",
     "QueryRejected",
     "RateLimited",
@@ -80,9 +87,12 @@ __all__ = [
     "ServiceError",
     "ServiceOutcome",
     "ServiceTimeout",
+    "SpectrumQuery",
     "Status",
     "SweepInterrupted",
     "SweepStream",
+    "TapPolicy",
+    "TapQuery",
     "Timeouts",
     "TooManyRedirects",
     "TransportError",

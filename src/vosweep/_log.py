@@ -14,6 +14,9 @@ import structlog
 
 __all__ = [
     "BREAKER_OPENED",
+    "CAPABILITIES_UNUSABLE",
+    "CLEANUP_DONE",
+    "CLEANUP_FAILED",
     "FANOUT_DONE",
     "FANOUT_STARTED",
     "FETCH_FAILED",
@@ -45,6 +48,11 @@ REGISTRY_SEARCH = "vosweep.registry.search"
 REGISTRY_FAILOVER = "vosweep.registry.failover"
 #: A registry has no usable capabilities document: conservative query shapes are used.
 REGISTRY_NO_CAPABILITIES = "vosweep.registry.no_capabilities"
+#: A service's VOSI capabilities are missing or unreadable: defaults are assumed.
+CAPABILITIES_UNUSABLE = "vosweep.capabilities.unusable"
+#: A UWS job was deleted after use / could not be deleted (it may be left on the server).
+CLEANUP_DONE = "vosweep.cleanup.done"
+CLEANUP_FAILED = "vosweep.cleanup.failed"
 
 # The logging HOWTO's advice for libraries: without this, Python's last-resort handler
 # would print every warning-level event to stderr in an unconfigured notebook.

@@ -27,6 +27,7 @@ __all__ = [
     "Limits",
     "RegistryConfig",
     "RetryPolicy",
+    "TapPolicy",
     "Timeouts",
 ]
 
@@ -240,6 +241,45 @@ class RegistryConfig(BaseModel, frozen=True, extra="forbid"):
         return tuple(dict.fromkeys(cleaned))
 
 
+class TapPolicy(BaseModel, frozen=True, extra="forbid"):
+    """How TAP queries run: sync or async (UWS), waiting, job clean-up, uploads.
+
+    Attributes:
+        mode: ``sync``; ``async`` (a UWS job per service); or ``auto``: sync, switching
+            to a UWS job when the sync attempt runs out of time (a long query is what
+            async is for). A `TapQuery` may choose its own.
+        wait: Seconds of UWS 1.1 blocking ``WAIT`` per job poll; services without WAIT
+            (UWS 1.0) are polled with backoff instead. 0 always polls.
+        poll_initial: First pause between polls of a service without WAIT.
+        poll_max: Longest pause between polls.
+        job_timeout: Seconds a job may take from creation, queueing included; then it is
+            aborted, deleted and reported as a timeout. None waits as long as the
+            fan-out's deadline allows.
+        delete_jobs: Delete each job once its result is in, or once it failed, timed out
+            or was cancelled, so that none is left on a server.
+        cleanup_timeout: Seconds granted to a job's deletion, even during cancellation.
+        upload_batch_rows: Upload tables longer than this go in batches of this many
+            rows, one query each, and the results are stacked.
+        prefer_binary: Ask for BINARY2 (or BINARY) VOTables where the capabilities
+            declare them: smaller and faster to decode than TABLEDATA.
+        capabilities: Read each service's VOSI capabilities (once, cached) to pick the
+            output format, check upload support and respect its limits.
+        capabilities_ttl: Seconds capabilities stay cached.
+    """
+
+    mode: Literal["sync", "async", "auto"] = "auto"
+    wait: float = Field(default=10.0, ge=0)
+    poll_initial: float = Field(default=0.5, gt=0)
+    poll_max: float = Field(default=8.0, gt=0)
+    job_timeout: float | None = Field(default=600.0, gt=0)
+    delete_jobs: bool = True
+    cleanup_timeout: float = Field(default=10.0, gt=0)
+    upload_batch_rows: int = Field(default=10_000, ge=1)
+    prefer_binary: bool = True
+    capabilities: bool = True
+    capabilities_ttl: float = Field(default=3600.0, ge=0)
+
+
 DEFAULT_TIMEOUTS = Timeouts()
 DEFAULT_LIMITS = Limits()
 DEFAULT_RETRY = RetryPolicy()
@@ -266,6 +306,7 @@ class EngineConfig(BaseModel, frozen=True, extra="forbid"):
             which otherwise walk them all and stall the event loop for 100 ms or more in
             the middle of a sweep. Undone when the last engine closes.
         registry: Where and how to query the VO Registry.
+        tap: How TAP queries run (sync or async, waiting, clean-up, uploads).
     """
 
     timeouts: Timeouts = DEFAULT_TIMEOUTS
@@ -277,6 +318,7 @@ class EngineConfig(BaseModel, frozen=True, extra="forbid"):
     user_agent_purpose: str = "science"
     freeze_gc: bool = True
     registry: RegistryConfig = Field(default_factory=RegistryConfig)
+    tap: TapPolicy = TapPolicy()
 
     @field_validator("errors", mode="before")
     @classmethod

@@ -20,6 +20,7 @@ from vosweep import _log
 from vosweep.config import EngineConfig, ErrorPolicy, make_config
 from vosweep.errors import FanoutAborted, ServiceError, SweepInterrupted, UsageError
 from vosweep.outcomes import Part
+from vosweep.queries import query_protocols
 from vosweep.registry.client import RegistryClient
 from vosweep.registry.constraints import Constraint, SearchSpec
 from vosweep.registry.results import RegistryResource, RegistryResults
@@ -246,22 +247,23 @@ class Engine:
         if not isinstance(targets, Iterable):
             raise UsageError(f"targets must be iterable, got {type(targets).__name__}")
         default = getattr(query, "default_protocol", None)
+        fits = query_protocols(query)
         if isinstance(targets, Sequence | set | frozenset | dict):
             # Check every target now, before any I/O: bad input is the caller's to fix.
             checked = []
-            for i, target in enumerate(expand_targets(targets, default)):
+            for i, target in enumerate(expand_targets(targets, fits)):
                 try:
                     checked.append(coerce_service(target, default))
                 except UsageError as exc:
                     raise UsageError(f"target #{i}: {exc}") from None
             if not checked and isinstance(targets, RegistryResults) and targets:
-                kind = default.value if default is not None else "queryable"
+                kind = "/".join(sorted(p.value for p in fits)) if fits else "queryable"
                 raise UsageError(
                     f"none of the {len(targets)} registry resources offers a {kind} interface"
                 )
             targets = checked
         else:
-            targets = expand_targets(targets, default)
+            targets = expand_targets(targets, fits)
         policy = ErrorPolicy.parse(errors) if errors is not None else self.config.errors
         if deadline is None:
             deadline = self.config.deadline

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from typing import Any, ClassVar
+import re
+from typing import Any, ClassVar, Literal
 
 import astropy.units as u
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -11,7 +12,15 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from vosweep.errors import UsageError
 from vosweep.services import Protocol
 
-__all__ = ["Cone"]
+__all__ = [
+    "Cone",
+    "ImageQuery",
+    "PerProtocol",
+    "SpectrumQuery",
+    "TapMode",
+    "TapQuery",
+    "query_protocols",
+]
 
 
 def _degrees(value: Any, what: str) -> float:
@@ -97,3 +106,520 @@ def _center_degrees(center: Any) -> tuple[float, float]:
     if isinstance(center, (tuple, list)) and len(center) == 2:
         return _degrees(center[0], "ra"), _degrees(center[1], "dec")
     raise UsageError(f"cone center must be a SkyCoord or an (ra, dec) pair, got {center!r}")
+
+
+# --- images, spectra, tables ------------------------------------------------------------
+
+
+def _metres(value: Any, what: str) -> float:
+    """A wavelength in metres from a number (metres) or any spectral `Quantity`.
+
+    Frequencies and energies are accepted too (``5 * u.GHz``), as pyvo's SIA2 ``band`` is.
+    """
+    if hasattr(value, "unit") and hasattr(value, "to_value"):
+        try:
+            result = float(value.to_value(u.m, equivalencies=u.spectral()))
+        except (u.UnitsError, TypeError, ValueError) as exc:
+            raise UsageError(f"{what} must be a wavelength, frequency or energy: {exc}") from None
+    else:
+        try:
+            result = float(value)
+        except (TypeError, ValueError):
+            raise UsageError(
+                f"{what} must be metres or a spectral quantity, got {value!r}"
+            ) from None
+    if math.isnan(result) or result < 0:
+        raise UsageError(f"{what} must be a non-negative wavelength, got {value!r}")
+    return result
+
+
+def _mjd(value: Any, what: str) -> float:
+    """A Modified Julian Date from an astropy `Time`, a datetime, an ISO string or a number."""
+    from astropy.time import Time  # noqa: PLC0415 - astropy.time is slow to import
+
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        result = float(value)
+    else:
+        try:
+            result = float(Time(value).mjd)
+        except (TypeError, ValueError) as exc:
+            raise UsageError(
+                f"{what} must be a time (Time, datetime, ISO string, MJD): {exc}"
+            ) from None
+    if math.isnan(result):
+        raise UsageError(f"{what} must not be NaN")
+    return result
+
+
+def _interval(value: Any, convert: Any, what: str) -> tuple[float, float] | None:
+    """``(low, high)`` with None for an open end, or one value meaning ``(v, v)``."""
+    if value is None:
+        return None
+    if isinstance(value, (tuple, list)):
+        if len(value) != 2:
+            raise UsageError(f"{what} must be a (low, high) pair, got {len(value)} values")
+        low, high = value
+    elif hasattr(value, "shape") and getattr(value, "shape", ()) == (2,):
+        low, high = value[0], value[1]
+    else:
+        low = high = value
+    lo = -math.inf if low is None else convert(low, what)
+    hi = math.inf if high is None else convert(high, what)
+    if lo > hi:
+        raise UsageError(f"{what} interval is empty: {lo} > {hi}")
+    return lo, hi
+
+
+def _strings(value: Any, what: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (value,)
+    try:
+        items = tuple(str(v) for v in value)
+    except TypeError:
+        raise UsageError(f"{what} must be a string or a list of strings, got {value!r}") from None
+    return items
+
+
+_RESERVED = frozenset({"REQUEST", "VERSION", "RESPONSEFORMAT"})
+
+
+def _extra_params(value: Any) -> tuple[tuple[str, str], ...]:
+    """Custom service parameters, passed through as given (services define their own)."""
+    if not value:
+        return ()
+    if not isinstance(value, dict):
+        raise UsageError(f"params must be a mapping of parameter names to values, got {value!r}")
+    pairs = []
+    for name, raw in value.items():
+        if not isinstance(name, str) or not name.strip():
+            raise UsageError(f"parameter names must be non-empty strings, got {name!r}")
+        values = raw if isinstance(raw, (list, tuple)) else [raw]
+        pairs.extend((name, _param_text(v)) for v in values)
+    return tuple(pairs)
+
+
+def _param_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
+
+
+class _Positional(BaseModel):
+    """A position plus a search size, shared by image and spectrum queries."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    ra: float | None = None
+    dec: float | None = None
+
+    def _init_position(self, center: Any, data: dict[str, Any]) -> dict[str, Any]:
+        if center is not None:
+            if "ra" in data or "dec" in data:
+                raise UsageError("give either a center or ra/dec, not both")
+            data["ra"], data["dec"] = _center_degrees(center)
+        for key in ("ra", "dec"):
+            if data.get(key) is not None:
+                data[key] = _degrees(data[key], key)
+        if data.get("ra") is not None:
+            data["ra"] %= 360.0
+        if (data.get("ra") is None) != (data.get("dec") is None):
+            raise UsageError("give both ra and dec (or a center), not one of them")
+        if data.get("dec") is not None and not -90.0 <= data["dec"] <= 90.0:
+            raise UsageError(f"dec must be within [-90, 90] degrees, got {data['dec']}")
+        return data
+
+    @property
+    def has_position(self) -> bool:
+        """Whether a position was given."""
+        return self.ra is not None and self.dec is not None
+
+
+class ImageQuery(_Positional):
+    """An image search, for SIA 1.0 and SIA 2.0 services (each gets its own parameters).
+
+    ::
+
+        ImageQuery(SkyCoord.from_name("M51"), size=0.2)  # SIA1 POS/SIZE, SIA2 CIRCLE
+        ImageQuery((202.5, 47.2), radius=5 * u.arcmin, band=(400 * u.nm, 700 * u.nm),
+                   time=(Time("2020-01-01"), None), collection="HST")
+
+    Angles are degrees or astropy angles; ``band`` takes wavelengths (or frequencies,
+    energies) and ``time`` takes `Time`, datetimes, ISO strings or MJD numbers; ``None``
+    leaves an end of an interval open. SIA1 services get POS, SIZE, INTERSECT, FORMAT and
+    VERB; SIA2 services get every constraint given (POS, BAND, TIME, POL, COLLECTION ...).
+    A constraint SIA1 cannot express (band, time, polygon, ...) makes SIA1 services skip,
+    unless ``sia1_lenient=True`` sends them the position alone.
+
+    Attributes:
+        ra: Centre right ascension (degrees).
+        dec: Centre declination (degrees).
+        size: Full width and height of the region (degrees); SIA1 SIZE.
+        radius: Radius of the region (degrees); SIA2 CIRCLE radius. Either may be given:
+            the other is derived (a circle in the square, the square around the circle).
+        polygon: Vertices (ra, dec) in degrees of a polygon (SIA2 only).
+        band: Wavelength interval in metres.
+        time: Time interval as MJD.
+        pol: Polarisation states (SIA2 POL).
+        collection, facility, instrument, dptype, target, id: SIA2 string constraints
+            (each may list several values: OR-ed by the service).
+        calib: Calibration levels (SIA2 CALIB).
+        fov, spatres, exptime: SIA2 numeric intervals (degrees, degrees, seconds).
+        format: Image formats (SIA1 FORMAT, SIA2 FORMAT), e.g. ``"image/fits"``.
+        intersect: SIA1 INTERSECT (COVERS, ENCLOSED, CENTER, OVERLAPS).
+        verb: SIA1 VERB (0-3).
+        maxrec: At most this many records (MAXREC).
+        params: Custom service parameters, passed through.
+        sia1_lenient: Send SIA1 services the position alone when other constraints exist.
+    """
+
+    default_protocol: ClassVar[Protocol] = Protocol.SIA
+    #: Registry interfaces an image query goes to.
+    protocols: ClassVar[frozenset[Protocol]] = frozenset({Protocol.SIA, Protocol.SIA2})
+
+    size: tuple[float, float] | None = None
+    radius: float | None = Field(default=None, gt=0, le=180)
+    polygon: tuple[tuple[float, float], ...] | None = None
+    band: tuple[float, float] | None = None
+    time: tuple[float, float] | None = None
+    pol: tuple[str, ...] = ()
+    collection: tuple[str, ...] = ()
+    facility: tuple[str, ...] = ()
+    instrument: tuple[str, ...] = ()
+    dptype: tuple[str, ...] = ()
+    target: tuple[str, ...] = ()
+    id: tuple[str, ...] = ()
+    calib: tuple[int, ...] = ()
+    fov: tuple[float, float] | None = None
+    spatres: tuple[float, float] | None = None
+    exptime: tuple[float, float] | None = None
+    format: tuple[str, ...] = ()
+    intersect: str | None = None
+    verb: int | None = Field(default=None, ge=0, le=3)
+    maxrec: int | None = Field(default=None, ge=0)
+    params: tuple[tuple[str, str], ...] = ()
+    sia1_lenient: bool = False
+
+    def __init__(self, center: Any = None, /, **data: Any) -> None:
+        data = self._init_position(center, data)
+        if "size" in data and data["size"] is not None:
+            data["size"] = _size(data["size"])
+        if data.get("radius") is not None:
+            data["radius"] = _degrees(data["radius"], "radius")
+        if data.get("polygon") is not None:
+            data["polygon"] = _polygon(data["polygon"])
+        data["band"] = _interval(data.get("band"), _metres, "band")
+        data["time"] = _interval(data.get("time"), _mjd, "time")
+        for key in ("fov", "spatres"):
+            data[key] = _interval(data.get(key), _degrees, key)
+        data["exptime"] = _interval(data.get("exptime"), _seconds, "exptime")
+        for key in ("pol", "collection", "facility", "instrument", "dptype", "target", "id"):
+            data[key] = _strings(data.get(key), key)
+        data["format"] = _strings(data.get("format"), "format")
+        calib = data.get("calib")
+        data["calib"] = (
+            ()
+            if calib is None
+            else tuple(int(c) for c in ((calib,) if isinstance(calib, int) else calib))
+        )
+        if data.get("intersect") is not None:
+            value = str(data["intersect"]).upper()
+            if value not in {"COVERS", "ENCLOSED", "CENTER", "OVERLAPS"}:
+                raise UsageError(
+                    f"intersect must be COVERS, ENCLOSED, CENTER or OVERLAPS, got {value!r}"
+                )
+            data["intersect"] = value
+        data["params"] = _extra_params(data.get("params"))
+        _check_reserved(data["params"])
+        try:
+            super().__init__(**data)
+        except ValueError as exc:
+            if isinstance(exc, UsageError):
+                raise
+            raise UsageError(f"invalid image query: {exc}") from None
+        if not self.has_position and self.polygon is None and not self._sia2_constraints():
+            raise UsageError("an image query needs a position, a polygon or another constraint")
+        if self.has_position and self.size is None and self.radius is None:
+            raise UsageError("give a size or a radius with the position")
+
+    def _sia2_constraints(self) -> bool:
+        return any(
+            (
+                self.band,
+                self.time,
+                self.pol,
+                self.collection,
+                self.facility,
+                self.instrument,
+                self.dptype,
+                self.target,
+                self.id,
+                self.calib,
+                self.fov,
+                self.spatres,
+                self.exptime,
+            )
+        )
+
+    @property
+    def sia1_unsupported(self) -> list[str]:
+        """The constraints an SIA 1.0 service cannot express."""
+        return [
+            name
+            for name in (
+                "polygon",
+                "band",
+                "time",
+                "pol",
+                "collection",
+                "facility",
+                "instrument",
+                "dptype",
+                "target",
+                "id",
+                "calib",
+                "fov",
+                "spatres",
+                "exptime",
+            )
+            if getattr(self, name)
+        ]
+
+    @property
+    def full_size(self) -> tuple[float, float] | None:
+        """Width and height in degrees (from size, else twice the radius)."""
+        if self.size is not None:
+            return self.size
+        if self.radius is not None:
+            return (2 * self.radius, 2 * self.radius)
+        return None
+
+    @property
+    def circle_radius(self) -> float | None:
+        """The circle radius in degrees (from radius, else half the larger size)."""
+        if self.radius is not None:
+            return self.radius
+        if self.size is not None:
+            return max(self.size) / 2
+        return None
+
+
+class SpectrumQuery(_Positional):
+    """A spectrum search for SSA 1.x services (POS, SIZE, BAND, TIME, FORMAT).
+
+    ::
+
+        SpectrumQuery(SkyCoord.from_name("Vega"), diameter=0.01,
+                      band=(380 * u.nm, 900 * u.nm), time=("2010-01-01", None))
+
+    Attributes:
+        ra: Centre right ascension (degrees).
+        dec: Centre declination (degrees).
+        diameter: SSA SIZE, the diameter of the search region (degrees); ``radius`` is
+            accepted and doubled.
+        band: Wavelength interval in metres (sent as SSA's ``low/high``).
+        time: Time interval as MJD (sent as ISO 8601 ``start/end``).
+        format: SSA FORMAT values (``all``, ``fits``, ``votable``, MIME types ...).
+        maxrec: At most this many records (MAXREC).
+        params: Custom service parameters, passed through.
+    """
+
+    default_protocol: ClassVar[Protocol] = Protocol.SSA
+
+    diameter: float | None = Field(default=None, gt=0, le=360)
+    band: tuple[float, float] | None = None
+    time: tuple[float, float] | None = None
+    format: tuple[str, ...] = ()
+    maxrec: int | None = Field(default=None, ge=0)
+    params: tuple[tuple[str, str], ...] = ()
+
+    def __init__(self, center: Any = None, /, **data: Any) -> None:
+        data = self._init_position(center, data)
+        radius = data.pop("radius", None)
+        if radius is not None:
+            if data.get("diameter") is not None:
+                raise UsageError("give either a diameter or a radius, not both")
+            data["diameter"] = 2 * _degrees(radius, "radius")
+        elif data.get("diameter") is not None:
+            data["diameter"] = _degrees(data["diameter"], "diameter")
+        data["band"] = _interval(data.get("band"), _metres, "band")
+        data["time"] = _interval(data.get("time"), _mjd, "time")
+        data["format"] = _strings(data.get("format"), "format")
+        data["params"] = _extra_params(data.get("params"))
+        _check_reserved(data["params"])
+        try:
+            super().__init__(**data)
+        except ValueError as exc:
+            if isinstance(exc, UsageError):
+                raise
+            raise UsageError(f"invalid spectrum query: {exc}") from None
+        if not self.has_position and self.band is None and self.time is None and not self.params:
+            raise UsageError("a spectrum query needs a position or another constraint")
+
+
+def _seconds(value: Any, what: str) -> float:
+    if hasattr(value, "unit") and hasattr(value, "to_value"):
+        try:
+            return float(value.to_value(u.s))
+        except (u.UnitsError, TypeError, ValueError) as exc:
+            raise UsageError(f"{what} must be a duration: {exc}") from None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise UsageError(f"{what} must be seconds or a duration, got {value!r}") from None
+
+
+def _size(value: Any) -> tuple[float, float]:
+    if isinstance(value, (tuple, list)):
+        if len(value) != 2:
+            raise UsageError(f"size must be one angle or (width, height), got {value!r}")
+        width, height = (_degrees(v, "size") for v in value)
+    else:
+        width = height = _degrees(value, "size")
+    if not (0 < width <= 360 and 0 < height <= 180):
+        raise UsageError(f"size must be positive and at most 360 x 180 degrees, got {value!r}")
+    return width, height
+
+
+def _polygon(value: Any) -> tuple[tuple[float, float], ...]:
+    try:
+        vertices = tuple((_degrees(ra, "ra"), _degrees(dec, "dec")) for ra, dec in value)
+    except (TypeError, ValueError):
+        raise UsageError(
+            f"polygon must be a sequence of (ra, dec) vertices, got {value!r}"
+        ) from None
+    if len(vertices) < 3:
+        raise UsageError(f"a polygon needs at least 3 vertices, got {len(vertices)}")
+    return vertices
+
+
+def _check_reserved(params: tuple[tuple[str, str], ...]) -> None:
+    clash = sorted({name.upper() for name, _ in params} & _RESERVED)
+    if clash:
+        raise UsageError(f"params must not set {', '.join(clash)}: vosweep sets them")
+
+
+#: How a TAP query is run: ``sync``, ``async`` (UWS), or ``auto`` (sync, and async when
+#: a sync attempt runs out of time: the query is long, and async jobs are meant for that).
+TapMode = Literal["sync", "async", "auto"]
+
+
+class TapQuery(BaseModel):
+    """An ADQL query for TAP services, run sync or async (UWS), with table uploads.
+
+    ::
+
+        TapQuery("SELECT TOP 100 * FROM ivoa.obscore WHERE dataproduct_type = 'image'")
+        TapQuery("SELECT * FROM cat.sources AS s JOIN TAP_UPLOAD.mine AS m ON ...",
+                 uploads={"mine": my_table}, mode="async")
+
+    Attributes:
+        adql: The ADQL query.
+        maxrec: At most this many rows (MAXREC); None leaves the service's default.
+        mode: ``sync``, ``async`` or ``auto``; None uses the engine's `TapPolicy.mode`.
+        uploads: Tables to upload (``TAP_UPLOAD.<name>``), astropy tables. Large ones are
+            sent in batches of `TapPolicy.upload_batch_rows` rows, one query each, and the
+            results stacked: right for the usual one-row-in, rows-out joins. Services
+            that do not declare upload support are skipped.
+        params: Custom service parameters, passed through.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+
+    default_protocol: ClassVar[Protocol] = Protocol.TAP
+
+    adql: str
+    maxrec: int | None = Field(default=None, ge=0)
+    mode: TapMode | None = None
+    uploads: tuple[tuple[str, Any], ...] = ()
+    params: tuple[tuple[str, str], ...] = ()
+
+    def __init__(self, adql: str | None = None, /, **data: Any) -> None:
+        if adql is not None:
+            if "adql" in data:
+                raise UsageError("give the ADQL once")
+            data["adql"] = adql
+        text = data.get("adql")
+        if not isinstance(text, str) or not text.strip():
+            raise UsageError("a TAP query needs a non-empty ADQL string")
+        uploads = data.get("uploads") or {}
+        if not isinstance(uploads, dict):
+            raise UsageError("uploads must be a mapping of table names to astropy tables")
+        checked = []
+        for name, table in uploads.items():
+            if not isinstance(name, str) or not _UPLOAD_NAME.fullmatch(name):
+                raise UsageError(
+                    f"upload name {name!r} must be a simple ADQL identifier (letters, digits, _)"
+                )
+            if not (hasattr(table, "colnames") and hasattr(table, "__len__")):
+                raise UsageError(
+                    f"upload {name!r} must be an astropy Table, got {type(table).__name__}"
+                )
+            checked.append((name, table))
+        data["uploads"] = tuple(checked)
+        data["params"] = _extra_params(data.get("params"))
+        clash = sorted(
+            {n.upper() for n, _ in data["params"]}
+            & {"REQUEST", "LANG", "QUERY", "MAXREC", "UPLOAD", "RESPONSEFORMAT", "FORMAT", "PHASE"}
+        )
+        if clash:
+            raise UsageError(f"params must not set {', '.join(clash)}: vosweep sets them")
+        try:
+            super().__init__(**data)
+        except ValueError as exc:
+            if isinstance(exc, UsageError):
+                raise
+            raise UsageError(f"invalid TAP query: {exc}") from None
+
+
+_UPLOAD_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
+
+
+class PerProtocol(BaseModel):
+    """One query per protocol, for a fan-out over services of several protocols.
+
+    Each service gets the query of its protocol; services of a protocol without one are
+    skipped (with the reason)::
+
+        PerProtocol(scs=cone, sia=ImageQuery(...), ssa=SpectrumQuery(...),
+                    tap=TapQuery("SELECT ... FROM ivoa.obscore WHERE ..."))
+
+    ``sia2`` defaults to the ``sia`` query, since `ImageQuery` speaks both.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+
+    scs: Any = None
+    sia: Any = None
+    sia2: Any = None
+    ssa: Any = None
+    tap: Any = None
+
+    def for_protocol(self, protocol: Protocol) -> object | None:
+        """The query for *protocol*'s services, or None."""
+        query: object | None = getattr(self, protocol.value, None)
+        if query is None and protocol is Protocol.SIA2:
+            query = self.sia
+        return query
+
+    @property
+    def protocols(self) -> frozenset[Protocol]:
+        """The protocols given a query."""
+        return frozenset(p for p in Protocol if self.for_protocol(p) is not None)
+
+
+def query_protocols(query: object) -> frozenset[Protocol] | None:
+    """The protocols whose registered interfaces a query goes to, when given registry results.
+
+    A `Cone` goes to cone searches only (SIA and SSA services given explicitly answer it
+    too, but a registry search's images and spectra mixed into a catalogue table would
+    surprise); an `ImageQuery` to SIA 1 and 2.
+    """
+    fits: frozenset[Protocol] | None = getattr(query, "protocols", None)
+    if fits is not None:
+        return fits
+    default = getattr(query, "default_protocol", None)
+    return frozenset({default}) if isinstance(default, Protocol) else None

@@ -30,13 +30,16 @@ _PYVO_SERVICES = {
 }
 
 
-def expand_targets(targets: Iterable[object], protocol: Protocol | None) -> Iterator[Service | str]:
+Protocols = Protocol | frozenset[Protocol] | None
+
+
+def expand_targets(targets: Iterable[object], protocol: Protocols) -> Iterator[Service | str]:
     """Yield the services *targets* stand for, lazily (URLs are left for the planner).
 
     Args:
         targets: What the user passed.
-        protocol: The protocol the query implies (registry resources offer only their
-            interfaces of that protocol), or None for every queryable interface.
+        protocol: The protocol(s) the query fits (registry resources offer only their
+            interfaces of those), or None for every queryable interface.
 
     Raises:
         UsageError: A target of an unknown kind (named, with its position).
@@ -63,14 +66,15 @@ def _expands(targets: object) -> bool:
     )
 
 
-def _services_of(target: object, protocol: Protocol | None) -> list[Service]:
+def _services_of(target: object, protocol: Protocols) -> list[Service]:
     expand = getattr(target, "vosweep_services", None)
     if callable(expand):
         services: list[Service] = expand(protocol)
         return services
     if _is_pyvo(target):
         return _from_pyvo(target, protocol)
-    return [coerce_service(target, protocol)]  # raises the usual UsageError
+    single = protocol if isinstance(protocol, Protocol) else None
+    return [coerce_service(target, single)]  # raises the usual UsageError
 
 
 def _pyvo_bases(target: object) -> set[str]:
@@ -86,7 +90,7 @@ def _is_pyvo(target: object) -> bool:
     return bool(_pyvo_bases(target))
 
 
-def _from_pyvo(target: Any, protocol: Protocol | None) -> list[Service]:
+def _from_pyvo(target: Any, protocol: Protocols) -> list[Service]:
     """Services of a pyvo DAL service, registry resource or registry result list."""
     kind = type(target).__name__
     bases = _pyvo_bases(target)
@@ -102,14 +106,14 @@ def _from_pyvo(target: Any, protocol: Protocol | None) -> list[Service]:
     raise UsageError(f"cannot use pyvo's {kind} as a fan-out target")
 
 
-def _pyvo_resource(resource: Any, protocol: Protocol | None) -> list[Service]:
+def _pyvo_resource(resource: Any, protocol: Protocols) -> list[Service]:
     found = []
     for interface in resource.list_interfaces():
         standard_id = (interface.standard_id or "").lower()
         if not standard_id or not interface.is_standard:
             continue
         speaks = protocol_of_standard(standard_id)
-        if speaks is None or (protocol is not None and speaks is not protocol):
+        if speaks is None or not _fits(speaks, protocol):
             continue
         found.append(
             Service(
@@ -121,6 +125,14 @@ def _pyvo_resource(resource: Any, protocol: Protocol | None) -> list[Service]:
             )
         )
     return found
+
+
+def _fits(speaks: Protocol, protocol: Protocols) -> bool:
+    if protocol is None:
+        return True
+    if isinstance(protocol, Protocol):
+        return speaks is protocol
+    return speaks in protocol
 
 
 def is_single_target(target: object) -> bool:

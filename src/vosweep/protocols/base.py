@@ -23,10 +23,28 @@ __all__ = [
     "QueryStatus",
     "Request",
     "Response",
+    "UploadFile",
     "check_http_status",
     "parse_retry_after",
     "with_params",
 ]
+
+
+@dataclass(frozen=True, slots=True)
+class UploadFile:
+    """A file part of a multipart/form-data POST (a TAP upload).
+
+    Attributes:
+        name: The form field name (what ``UPLOAD=t,param:<name>`` points at).
+        filename: The file name sent with it.
+        content: The bytes.
+        content_type: Its media type.
+    """
+
+    name: str
+    filename: str
+    content: bytes
+    content_type: str = "application/x-votable+xml"
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,15 +53,20 @@ class Request:
 
     Attributes:
         url: The absolute URL, percent-encoded.
-        method: ``GET`` or ``POST``.
+        method: ``GET``, ``POST`` or ``DELETE``.
         data: Form fields for a POST body.
         headers: Extra headers (the transport adds User-Agent and Accept-Encoding).
+        files: File parts: with any, the body is multipart/form-data.
+        follow_redirects: Follow 3xx answers (off where the ``Location`` is the answer,
+            as for a UWS job creation's 303).
     """
 
     url: str
     method: str = "GET"
     data: tuple[tuple[str, str], ...] = ()
     headers: tuple[tuple[str, str], ...] = ()
+    files: tuple[UploadFile, ...] = ()
+    follow_redirects: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,17 +1,82 @@
-"""TAP 1.1 synchronous queries and the VOSI endpoints of a TAP service, sans I/O.
+"""TAP 1.1: sync queries, async UWS jobs, uploads and VOSI capabilities, sans I/O.
 
-The registry client runs its RegTAP queries through these; the fan-out's TAP protocol
-(sync and UWS) builds on them. Queries are POSTed as forms: an ADQL query with a list
-of a few hundred identifiers does not fit the URL length limits of real servers.
+The registry client runs its RegTAP queries through `sync_request` / `parse_sync`; the
+fan-out's TAP protocol is `converse`, a conversation (see
+`vosweep.protocols.conversation`) that the scheduler drives:
+
+1. the service's VOSI capabilities (cached by the engine) choose the output format
+   (BINARY2 when declared), tell whether uploads are supported and what MAXREC means;
+2. each upload batch runs as a sync query, or as a UWS job: create (303 to the job),
+   ``PHASE=RUN``, wait (UWS 1.1 blocking ``WAIT`` where the service honours it, else
+   polling with backoff), fetch the result, and ``DELETE`` the job, which the scheduler
+   sends also when the fan-out is cancelled, runs out of time or the job failed;
+3. the batches' tables are returned together (the aggregator stacks them).
+
+Queries are POSTed as forms: an ADQL query with a list of a few hundred identifiers
+does not fit the URL length limits of real servers.
 """
 
 from __future__ import annotations
 
-from vosweep.errors import UsageError
-from vosweep.protocols.base import Parsed, Request, Response
-from vosweep.protocols.votable import parse_votable
+import contextlib
+import io
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urljoin
 
-__all__ = ["capabilities_request", "parse_sync", "sync_request", "sync_url"]
+from vosweep.errors import (
+    QueryRejected,
+    ResponseFormatError,
+    ServiceError,
+    ServiceTimeout,
+    UsageError,
+)
+from vosweep.protocols.base import (
+    Parsed,
+    QueryStatus,
+    Request,
+    Response,
+    UploadFile,
+    with_params,
+)
+from vosweep.protocols.conversation import (
+    Capabilities,
+    Cleanup,
+    Conversation,
+    Now,
+    Send,
+    Sleep,
+    Work,
+)
+from vosweep.protocols.uws import JobSummary, Phase, parse_job
+from vosweep.protocols.votable import parse_votable
+from vosweep.queries import TapQuery
+
+if TYPE_CHECKING:
+    from collections.abc import Generator, Sequence
+
+    from astropy.table import Table
+
+    from vosweep.config import EngineConfig, TapPolicy
+    from vosweep.protocols.conversation import Step
+    from vosweep.protocols.vosi import TapCapabilities
+    from vosweep.services import Service
+
+__all__ = [
+    "async_url",
+    "build",
+    "capabilities_request",
+    "converse",
+    "delete_requests",
+    "parse_sync",
+    "sync_request",
+    "sync_url",
+    "upload_batches",
+]
+
+#: Statuses a job creation or phase change may answer with (UWS: 303 See Other).
+_REDIRECTS = frozenset({200, 201, 301, 302, 303, 307})
+#: A WAIT answered faster than this (seconds) with an unchanged phase was not honoured.
+_WAIT_IGNORED = 0.25
 
 
 def _base(base_url: str) -> str:
@@ -23,12 +88,19 @@ def sync_url(base_url: str) -> str:
     return _base(base_url) + "/sync"
 
 
-def sync_request(base_url: str, adql: str, *, maxrec: int | None = None) -> Request:
-    """A synchronous ADQL query (``REQUEST=doQuery``, ``LANG=ADQL``) as a form POST.
+def async_url(base_url: str) -> str:
+    """The ``{base}/async`` job list of a TAP service."""
+    return _base(base_url) + "/async"
 
-    Raises:
-        UsageError: An empty query or a negative *maxrec*.
-    """
+
+def _query_params(
+    adql: str,
+    *,
+    maxrec: int | None = None,
+    response_format: str | None = None,
+    uploads: Sequence[str] = (),
+    extra: Sequence[tuple[str, str]] = (),
+) -> list[tuple[str, str]]:
     if not adql.strip():
         raise UsageError("an ADQL query cannot be empty")
     data = [("REQUEST", "doQuery"), ("LANG", "ADQL"), ("QUERY", adql)]
@@ -36,7 +108,36 @@ def sync_request(base_url: str, adql: str, *, maxrec: int | None = None) -> Requ
         if maxrec < 0:
             raise UsageError(f"maxrec must be >= 0, got {maxrec}")
         data.append(("MAXREC", str(maxrec)))
-    return Request(url=sync_url(base_url), method="POST", data=tuple(data))
+    if response_format:
+        data.append(("RESPONSEFORMAT", response_format))
+    if uploads:
+        data.append(("UPLOAD", ";".join(f"{name},param:{name}" for name in uploads)))
+    data.extend(extra)
+    return data
+
+
+def sync_request(
+    base_url: str,
+    adql: str,
+    *,
+    maxrec: int | None = None,
+    response_format: str | None = None,
+    files: Sequence[UploadFile] = (),
+    extra: Sequence[tuple[str, str]] = (),
+) -> Request:
+    """A synchronous ADQL query (``REQUEST=doQuery``, ``LANG=ADQL``) as a form POST.
+
+    Raises:
+        UsageError: An empty query or a negative *maxrec*.
+    """
+    data = _query_params(
+        adql,
+        maxrec=maxrec,
+        response_format=response_format,
+        uploads=[part.name for part in files],
+        extra=extra,
+    )
+    return Request(url=sync_url(base_url), method="POST", data=tuple(data), files=tuple(files))
 
 
 def capabilities_request(base_url: str) -> Request:
@@ -47,3 +148,258 @@ def capabilities_request(base_url: str) -> Request:
 def parse_sync(response: Response, *, max_bytes: int) -> Parsed:
     """A sync answer: a VOTable whose QUERY_STATUS says OK, OVERFLOW or ERROR."""
     return parse_votable(response.body, content_type=response.content_type, max_bytes=max_bytes)
+
+
+def delete_requests(job_url: str) -> tuple[Request, ...]:
+    """How to destroy a job: HTTP DELETE, else UWS's ``POST ACTION=DELETE`` (older servers)."""
+    return (
+        Request(url=job_url, method="DELETE", follow_redirects=False),
+        Request(url=job_url, method="POST", data=(("ACTION", "DELETE"),), follow_redirects=False),
+    )
+
+
+# --- uploads --------------------------------------------------------------------------
+
+
+def upload_batches(
+    uploads: Sequence[tuple[str, Table]], batch_rows: int
+) -> list[list[tuple[str, Table]]]:
+    """Split the longest upload into slices of *batch_rows* rows; the others go whole.
+
+    Each batch is one query. Stacking the batches' results is right for the usual
+    uploads (each uploaded row joined on its own: positional cross-matches, ID lists).
+    """
+    if not uploads:
+        return [[]]
+    longest = max(range(len(uploads)), key=lambda i: len(uploads[i][1]))
+    name, table = uploads[longest]
+    if len(table) <= batch_rows:
+        return [list(uploads)]
+    batches = []
+    for start in range(0, len(table), batch_rows):
+        batch = list(uploads)
+        batch[longest] = (name, table[start : start + batch_rows])
+        batches.append(batch)
+    return batches
+
+
+def _votable_bytes(table: Table) -> bytes:
+    """An astropy table as a TABLEDATA VOTable, the serialisation every service reads."""
+    from astropy.io.votable import from_table  # noqa: PLC0415 - slow import, rarely needed
+
+    votable = from_table(table)
+    buffer = io.BytesIO()
+    votable.to_xml(buffer, tabledata_format="tabledata")
+    return buffer.getvalue()
+
+
+# --- the conversation ---------------------------------------------------------------
+
+
+def build(service: Service, query: object) -> Request:
+    """The sync request a `TapQuery` stands for (checks the query; `converse` runs it)."""
+    if not isinstance(query, TapQuery):
+        raise UsageError(f"a TAP service cannot answer a {type(query).__name__} query")
+    return sync_request(service.access_url, query.adql, maxrec=query.maxrec, extra=query.params)
+
+
+def converse(service: Service, query: object, config: EngineConfig) -> Conversation:
+    """Run *query* on the TAP service *service*: capabilities, then each batch, sync or async."""
+    if not isinstance(query, TapQuery):
+        raise UsageError(f"a TAP service cannot answer a {type(query).__name__} query")
+    return _converse(service, query, config)
+
+
+def _converse(
+    service: Service, query: TapQuery, config: EngineConfig
+) -> Generator[Step, Any, Parsed]:
+    policy = config.tap
+    base = _base(service.access_url)
+    caps: TapCapabilities | None = None
+    if policy.capabilities:
+        found = yield Capabilities(base)
+        caps = found.tap if found is not None else None
+    if query.uploads and caps is not None and not caps.uploads:
+        raise QueryRejected(
+            "the service declares no upload method in its capabilities (TAP_UPLOAD unsupported)",
+            url=base + "/capabilities",
+        )
+    response_format = caps.best_format() if caps is not None and policy.prefer_binary else None
+    maxrec = query.maxrec
+    if maxrec is not None and caps is not None and caps.output_limit_hard is not None:
+        maxrec = min(maxrec, caps.output_limit_hard)
+    mode = query.mode or policy.mode
+    tables: list[Any] = []
+    status = QueryStatus.OK
+    message: str | None = None
+    for batch in upload_batches(query.uploads, policy.upload_batch_rows):
+        files = []
+        for name, table in batch:
+            content = yield Work(_votable_bytes, (table,))
+            files.append(UploadFile(name=name, filename=f"{name}.xml", content=content))
+        params = _query_params(
+            query.adql,
+            maxrec=maxrec,
+            response_format=response_format,
+            uploads=[part.name for part in files],
+            extra=query.params,
+        )
+        parsed: Parsed | None = None
+        if mode in {"sync", "auto"}:
+            try:
+                parsed = yield from _sync(base, params, files, config)
+            except ServiceTimeout:
+                if mode == "sync":
+                    raise
+                mode = "async"  # a long query: the rest goes through UWS too
+        if parsed is None:
+            parsed = yield from _async(base, params, files, config)
+        tables.extend(parsed.tables)
+        if parsed.status is QueryStatus.OVERFLOW:
+            status, message = QueryStatus.OVERFLOW, parsed.message
+    return Parsed(tables, status, message)
+
+
+def _sync(
+    base: str, params: list[tuple[str, str]], files: list[UploadFile], config: EngineConfig
+) -> Generator[Step, Any, Parsed]:
+    request = Request(url=sync_url(base), method="POST", data=tuple(params), files=tuple(files))
+    response = yield Send(request)
+    parsed: Parsed = yield Work(_parse_result, (response, config.limits.max_response_bytes))
+    return parsed
+
+
+def _parse_result(response: Response, max_bytes: int) -> Parsed:
+    return parse_sync(response, max_bytes=max_bytes)
+
+
+def _async(
+    base: str, params: list[tuple[str, str]], files: list[UploadFile], config: EngineConfig
+) -> Generator[Step, Any, Parsed]:
+    policy = config.tap
+    started: float = yield Now()
+    create = Request(
+        url=async_url(base),
+        method="POST",
+        data=tuple(params),
+        files=tuple(files),
+        follow_redirects=False,
+    )
+    response = yield Send(create, accept=_REDIRECTS)
+    job_url = _job_url(base, response)
+    if policy.delete_jobs:
+        yield Cleanup(delete_requests(job_url))
+    yield Send(
+        Request(
+            url=job_url + "/phase", method="POST", data=(("PHASE", "RUN"),), follow_redirects=False
+        ),
+        accept=_REDIRECTS,
+    )
+    job = yield from _wait(job_url, started, policy)
+    if job.phase is Phase.ERROR:
+        message = job.error_message
+        if not message:
+            message = yield from _error_detail(job_url)
+        raise QueryRejected(
+            f"job {job.job_id} failed: {message or 'no error message given'}", url=job_url
+        )
+    if job.phase is not Phase.COMPLETED:
+        raise ServiceError(f"job {job.job_id} ended in phase {job.phase.value}", url=job_url)
+    result_url = job.result_url(job_url) or job_url + "/results/result"
+    response = yield Send(Request(url=result_url))
+    parsed: Parsed = yield Work(_parse_result, (response, config.limits.max_response_bytes))
+    return parsed
+
+
+def _job_url(base: str, response: Response) -> str:
+    """Where the new job lives: the 303's Location, else the job document's jobId."""
+    location = response.headers.get("location")
+    if location:
+        return urljoin(response.url, location.strip()).rstrip("/")
+    if response.status in {200, 201} and response.body:
+        job = parse_job(response.body)
+        return f"{async_url(base)}/{job.job_id}"
+    raise ResponseFormatError(
+        f"job creation answered HTTP {response.status} without a Location or a job document",
+        url=response.url,
+        status=response.status,
+    )
+
+
+def _wait(job_url: str, started: float, policy: TapPolicy) -> Generator[Step, Any, JobSummary]:
+    """Poll the job until it ends: blocking WAIT where honoured, else backoff."""
+    pause = policy.poll_initial
+    phase: Phase | None = None
+    use_wait = policy.wait > 0
+    while True:
+        now: float = yield Now()
+        remaining = None if policy.job_timeout is None else policy.job_timeout - (now - started)
+        if remaining is not None and remaining <= 0:
+            yield from _abort(job_url)
+            raise ServiceTimeout(
+                f"job still {phase.value if phase else 'unfinished'} after "
+                f"{policy.job_timeout} s (job_timeout); aborted",
+                phase="job",
+                url=job_url,
+            )
+        params: list[tuple[str, str]] = []
+        wait = 0.0
+        if use_wait and phase is not None and phase.active:
+            wait = policy.wait if remaining is None else max(1.0, min(policy.wait, remaining))
+            params = [("WAIT", str(int(wait))), ("PHASE", phase.value)]
+        url = with_params(job_url, params) if params else job_url
+        response = yield Send(Request(url=url), extra_time=wait)
+        job = parse_job(response.body)
+        if job.phase.final:
+            return job
+        if job.phase is Phase.PENDING and phase is None:
+            # A server that did not take the PHASE=RUN: ask once more.
+            yield Send(
+                Request(
+                    url=job_url + "/phase",
+                    method="POST",
+                    data=(("PHASE", "RUN"),),
+                    follow_redirects=False,
+                ),
+                accept=_REDIRECTS,
+            )
+        honoured = wait > 0 and (job.phase is not phase or response.elapsed >= _WAIT_IGNORED)
+        if wait > 0 and not honoured:
+            use_wait = False  # a UWS 1.0 server: it answers at once
+        if not honoured:
+            yield Sleep(pause)
+            pause = min(policy.poll_max, pause * 2)
+        phase = job.phase
+
+
+def _abort(job_url: str) -> Generator[Step, Any, None]:
+    # Best effort: the DELETE that follows destroys the job anyway.
+    with contextlib.suppress(ServiceError):
+        yield Send(
+            Request(
+                url=job_url + "/phase",
+                method="POST",
+                data=(("PHASE", "ABORT"),),
+                follow_redirects=False,
+            ),
+            accept=_REDIRECTS,
+            retry=False,
+        )
+
+
+def _error_detail(job_url: str) -> Generator[Step, Any, str | None]:
+    """The job's ``/error`` document: a VOTable error (QUERY_STATUS) or plain text."""
+    try:
+        response = yield Send(Request(url=job_url + "/error"), retry=False)
+    except ServiceError:
+        return None
+    try:
+        parse_votable(
+            response.body, content_type=response.content_type, max_bytes=len(response.body) + 1
+        )
+    except QueryRejected as exc:
+        return exc.message
+    except ServiceError:
+        pass
+    text = response.body[:2000].decode("utf-8", "replace").strip()
+    return " ".join(text.split()) or None

@@ -298,7 +298,7 @@ class RegistryResource:
 
     def services(
         self,
-        protocol: DALProtocol | str | None = None,
+        protocol: DALProtocol | str | frozenset[DALProtocol] | None = None,
         *,
         wanted: Callable[[str], bool] | None = None,
     ) -> list[Service]:
@@ -306,19 +306,21 @@ class RegistryResource:
 
         A VizieR catalogue registers one cone search per table: all of them are returned,
         because each is a different service to ask. *wanted*, if given, filters on the
-        capability's standard id.
+        capability's standard id. *protocol* may be a set (an image query fits SIA 1 and 2).
         """
-        kind = DALProtocol(protocol) if protocol is not None else None
+        kinds = _protocols(protocol)
         return [
             interface.to_service(self)
             for interface in self.interfaces
             if interface.is_standard
             and interface.protocol is not None
-            and (kind is None or interface.protocol is kind)
+            and (kinds is None or interface.protocol in kinds)
             and (wanted is None or wanted(interface.standard_id or ""))
         ]
 
-    def vosweep_services(self, protocol: DALProtocol | None) -> list[Service]:
+    def vosweep_services(
+        self, protocol: DALProtocol | frozenset[DALProtocol] | None
+    ) -> list[Service]:
         """The services `Engine.fanout` asks when given this resource as a target."""
         return self.services(protocol)
 
@@ -512,7 +514,9 @@ class RegistryResults(Sequence[RegistryResource]):
         """The resources' ivoids, in order."""
         return [resource.ivoid for resource in self._resources]
 
-    def services(self, protocol: DALProtocol | str | None = None) -> list[Service]:
+    def services(
+        self, protocol: DALProtocol | str | frozenset[DALProtocol] | None = None
+    ) -> list[Service]:
         """Every queryable interface of every resource (of *protocol*, if given).
 
         When the search named service types, only interfaces of those are returned.
@@ -524,7 +528,9 @@ class RegistryResults(Sequence[RegistryResource]):
             for service in resource.services(protocol, wanted=wanted)
         ]
 
-    def vosweep_services(self, protocol: DALProtocol | None) -> list[Service]:
+    def vosweep_services(
+        self, protocol: DALProtocol | frozenset[DALProtocol] | None
+    ) -> list[Service]:
         """The services `Engine.fanout` asks when given these results as targets."""
         return self.services(protocol)
 
@@ -609,3 +615,13 @@ class RegistryResults(Sequence[RegistryResource]):
         if self._link is None:
             raise UsageError("these results were not found through a registry: nothing to ask")
         return await self._link.get_contacts(self._resources)
+
+
+def _protocols(
+    protocol: DALProtocol | str | frozenset[DALProtocol] | None,
+) -> frozenset[DALProtocol] | None:
+    if protocol is None:
+        return None
+    if isinstance(protocol, frozenset):
+        return protocol
+    return frozenset({DALProtocol(protocol)})

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from vosweep.errors import UsageError
 from vosweep.protocols import PROTOCOLS, ProtocolSpec
 from vosweep.protocols.base import Request
+from vosweep.queries import PerProtocol
 from vosweep.services import Service, coerce_service
 
 __all__ = ["Job", "Plan"]
@@ -108,11 +109,17 @@ class Plan:
         spec = PROTOCOLS.get(service.protocol)
         if spec is None:
             return Job(index, service, skip_reason=f"protocol {service.protocol} not supported")
+        query = self._query
+        if isinstance(query, PerProtocol):
+            query = query.for_protocol(service.protocol)
+            if query is None:
+                reason = f"no query given for {service.protocol.value.upper()} services"
+                return Job(index, service, skip_reason=reason)
         try:
-            request = spec.build(service, self._query)
+            request = spec.build(service, query)
         except UsageError as exc:
             return Job(index, service, skip_reason=str(exc))
-        return Job(index, service, request, spec, query=self._query)
+        return Job(index, service, request, spec, query=query)
 
     def rest(self) -> Iterator[Job]:
         """The targets not read yet, without building requests (for reporting them)."""

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.lowlevel
@@ -26,13 +26,16 @@ from anyio.abc import TaskGroup
 from vosweep import _log
 from vosweep.errors import CircuitOpen, ServiceError, ServiceTimeout, counts_against_host
 from vosweep.outcomes import Part, ServiceOutcome, Status
-from vosweep.protocols.base import Parsed, QueryStatus, Response, check_http_status
+from vosweep.protocols.base import Parsed, QueryStatus, Request, Response, check_http_status
+from vosweep.protocols.conversation import Capabilities, Cleanup, Now, Send, Sleep, Step, Work
 from vosweep.scheduling.breaker import BreakerBoard, BreakerState, CircuitBreaker
+from vosweep.scheduling.capabilities import CapabilityCache
 from vosweep.scheduling.limits import HostLimits
 from vosweep.scheduling.retry import RetryBudget, backoff, is_retryable
 
 if TYPE_CHECKING:
     from vosweep.config import EngineConfig, ErrorPolicy
+    from vosweep.protocols.vosi import ServiceCapabilities
     from vosweep.scheduling.plan import Job
     from vosweep.transport.base import Transport
 
@@ -77,6 +80,7 @@ class Runner:
         self.breakers = BreakerBoard(config.breaker)
         self.budget = RetryBudget(config.retry.host_budget_ratio, config.retry.host_budget_min)
         self.parse_limiter = anyio.CapacityLimiter(config.limits.parse_threads)
+        self.capability_cache = CapabilityCache(config.tap.capabilities_ttl)
 
     async def run(
         self,
@@ -177,54 +181,15 @@ class Runner:
         """
         if job.request is None or job.spec is None:  # pragma: no cover - planner guarantees
             raise RuntimeError(f"job {job.index} has nothing to send")
+        if job.spec.converse is not None:
+            return await self._converse(job, policy, slot, started, attempts)
         request, spec = job.request, job.spec
         config = self.config
         host = job.host
         breaker = self.breakers[host] if self.breakers.enabled else None
         self.budget.record_request(host)
         response: Response | None = None
-
-        def should_retry(exc: BaseException) -> bool:
-            if not is_retryable(exc, config.retry):
-                return False
-            if breaker is not None and breaker.state(anyio.current_time()) is not (
-                BreakerState.CLOSED
-            ):
-                return False
-            if not self.budget.try_spend(host):
-                return False
-            if slot is not None:
-                slot.release()
-            return True
-
-        def log_retry(state: tenacity.RetryCallState) -> None:
-            exc = state.outcome.exception() if state.outcome is not None else None
-            _log.get_logger().debug(
-                _log.FETCH_RETRY,
-                service=job.service.label,
-                host=host,
-                attempt=state.attempt_number,
-                wait=round(state.upcoming_sleep, 3),
-                error=str(exc),
-            )
-
-        max_attempts = policy.attempts(config.retry)
-        # Never start a wait that would end past the time budget.
-        stop: tenacity.stop.stop_base = tenacity.stop_before_delay(config.retry.budget)
-        if max_attempts is not None:
-            stop = stop | tenacity.stop_after_attempt(max_attempts)
-        retrying = tenacity.AsyncRetrying(
-            retry=tenacity.retry_if_exception(should_retry),
-            stop=stop,
-            wait=lambda state: backoff(
-                state.attempt_number,
-                state.outcome.exception() if state.outcome is not None else None,
-                config.retry,
-            ),
-            sleep=anyio.sleep,
-            before_sleep=log_retry,
-            reraise=True,
-        )
+        retrying = self._retrying(job, policy, slot, breaker)
 
         try:
             async for attempt in retrying:
@@ -284,6 +249,124 @@ class Runner:
         part = Part(job.index, _success(job, parsed, response, attempts, started), parsed.tables)
         return part, False, attempts
 
+    async def _converse(
+        self, job: Job, policy: ErrorPolicy, slot: Slot | None, started: float, attempts: int
+    ) -> tuple[Part, bool, int]:
+        """Drive a protocol's conversation (see `vosweep.protocols.conversation`).
+
+        Every `Send` gets the retry policy, breaker and budget of a single request; the
+        host slot is held while requests run and given back while the conversation
+        sleeps or works. Its `Cleanup` requests go out whatever happens: on success, on
+        failure, and shielded from cancellation (bounded by ``tap.cleanup_timeout``).
+        """
+        if job.spec is None or job.spec.converse is None or job.request is None:
+            raise RuntimeError(f"job {job.index} has no conversation")  # pragma: no cover
+        breaker = self.breakers[job.host] if self.breakers.enabled else None
+        run = _Conversation(self, job, policy, slot, breaker, attempts)
+        conversation = job.spec.converse(job.service, job.query, self.config)
+        answer: Any = None
+        error: ServiceError | None = None
+        try:
+            while True:
+                try:
+                    step = (
+                        conversation.throw(error)
+                        if error is not None
+                        else conversation.send(answer)
+                    )
+                except StopIteration as stop:
+                    parsed: Parsed = stop.value
+                    break
+                answer, error = None, None
+                try:
+                    answer = await run.step(step)
+                except ServiceError as exc:
+                    error = exc
+        except ServiceError as exc:
+            last = run.last
+            status = Status.TIMEOUT if isinstance(exc, ServiceTimeout) else Status.ERROR
+            outcome = ServiceOutcome(
+                service=job.reported,
+                status=status,
+                attempts=run.attempts,
+                elapsed=anyio.current_time() - started,
+                bytes=len(last.body) if last is not None else 0,
+                http_status=exc.status if exc.status is not None else _status_of(last),
+                error_type=type(exc).__name__,
+                message=exc.message,
+                url=exc.url or (last.url if last is not None else job.request.url),
+                failovers=job.failovers,
+            )
+            # Only a failure before anything was created on the server may move to a mirror.
+            host_failed = counts_against_host(exc) and not run.cleanups
+            return Part(job.index, outcome), host_failed, run.attempts
+        finally:
+            conversation.close()
+            await run.clean_up()
+        if run.last is None:  # pragma: no cover - a conversation always sends
+            raise RuntimeError("conversation ended without a response")
+        outcome = _success(job, parsed, run.last, run.attempts, started)
+        return Part(job.index, outcome, parsed.tables), False, run.attempts
+
+    def _retrying(
+        self,
+        job: Job,
+        policy: ErrorPolicy,
+        slot: Slot | None,
+        breaker: CircuitBreaker | None,
+        *,
+        retry: bool = True,
+    ) -> tenacity.AsyncRetrying:
+        """The retry loop of one request: the error policy's attempts, backoff, budgets.
+
+        A retry is refused once the host's breaker left CLOSED or its retry budget is
+        spent; the host slot is given back while the retry backs off.
+        """
+        config = self.config
+        host = job.host
+
+        def should_retry(exc: BaseException) -> bool:
+            if not retry or not is_retryable(exc, config.retry):
+                return False
+            if breaker is not None and breaker.state(anyio.current_time()) is not (
+                BreakerState.CLOSED
+            ):
+                return False
+            if not self.budget.try_spend(host):
+                return False
+            if slot is not None:
+                slot.release()
+            return True
+
+        def log_retry(state: tenacity.RetryCallState) -> None:
+            exc = state.outcome.exception() if state.outcome is not None else None
+            _log.get_logger().debug(
+                _log.FETCH_RETRY,
+                service=job.service.label,
+                host=host,
+                attempt=state.attempt_number,
+                wait=round(state.upcoming_sleep, 3),
+                error=str(exc),
+            )
+
+        max_attempts = policy.attempts(config.retry)
+        # Never start a wait that would end past the time budget.
+        stop: tenacity.stop.stop_base = tenacity.stop_before_delay(config.retry.budget)
+        if max_attempts is not None:
+            stop = stop | tenacity.stop_after_attempt(max_attempts)
+        return tenacity.AsyncRetrying(
+            retry=tenacity.retry_if_exception(should_retry),
+            stop=stop,
+            wait=lambda state: backoff(
+                state.attempt_number,
+                state.outcome.exception() if state.outcome is not None else None,
+                config.retry,
+            ),
+            sleep=anyio.sleep,
+            before_sleep=log_retry,
+            reraise=True,
+        )
+
     def _judge_host(self, breaker: CircuitBreaker | None, host: str, exc: ServiceError) -> None:
         if breaker is None:
             return
@@ -338,6 +421,163 @@ def _not_sent(job: Job, status: Status, message: str, error_type: str | None = N
         failovers=job.failovers,
     )
     return Part(job.index, outcome)
+
+
+class _Conversation:
+    """The I/O side of one conversation: answers its steps (see `Runner._converse`)."""
+
+    def __init__(  # noqa: PLR0917 - private, one call site
+        self,
+        runner: Runner,
+        job: Job,
+        policy: ErrorPolicy,
+        slot: Slot | None,
+        breaker: CircuitBreaker | None,
+        attempts: int,
+    ) -> None:
+        self.runner = runner
+        self.job = job
+        self.policy = policy
+        self.slot = slot
+        self.breaker = breaker
+        self.attempts = attempts
+        self.last: Response | None = None
+        self.cleanups: tuple[Request, ...] = ()
+
+    async def step(self, step: Step) -> Any:
+        """Carry out *step*; return its answer (raises `ServiceError` into the generator)."""
+        runner = self.runner
+        if isinstance(step, Send):
+            response = await self.send(step)
+            self.last = response
+            return response
+        if isinstance(step, Work):
+            self._release()
+            return await anyio.to_thread.run_sync(
+                step.func, *step.args, limiter=runner.parse_limiter, abandon_on_cancel=True
+            )
+        if isinstance(step, Sleep):
+            self._release()
+            await anyio.sleep(step.seconds)
+            return None
+        if isinstance(step, Capabilities):
+            return await runner.capability_cache.get(
+                step.base_url, lambda: self._fetch_capabilities(step.base_url)
+            )
+        if isinstance(step, Now):
+            return anyio.current_time()
+        if isinstance(step, Cleanup):
+            self.cleanups = step.requests
+            return None
+        raise TypeError(f"unknown conversation step {step!r}")  # pragma: no cover
+
+    def _release(self) -> None:
+        if self.slot is not None:
+            self.slot.release()
+
+    async def send(self, step: Send) -> Response:
+        """One request, under the retry policy, the breaker and the retry budget."""
+        runner, job = self.runner, self.job
+        config = runner.config
+        host = job.host
+        timeouts = config.timeouts
+        if step.extra_time > 0:
+            timeouts = timeouts.model_copy(
+                update={
+                    name: value + step.extra_time
+                    for name in ("read", "attempt")
+                    if (value := getattr(timeouts, name)) is not None
+                }
+            )
+        runner.budget.record_request(host)
+        response: Response | None = None
+        async for attempt in runner._retrying(
+            job, self.policy, self.slot, self.breaker, retry=step.retry
+        ):
+            if self.slot is not None:
+                await self.slot.reacquire()
+            with attempt:
+                self.attempts += 1
+                try:
+                    response = await runner.transport.send(
+                        step.request, timeouts=timeouts, max_bytes=config.limits.max_response_bytes
+                    )
+                    if response.status not in step.accept:
+                        check_http_status(response)
+                except ServiceError as exc:
+                    runner._judge_host(self.breaker, host, exc)
+                    _log.get_logger().debug(
+                        _log.FETCH_FAILED,
+                        service=job.service.label,
+                        host=host,
+                        url=step.request.url,
+                        attempt=self.attempts,
+                        error_type=type(exc).__name__,
+                        error=str(exc),
+                    )
+                    raise
+                if self.breaker is not None:
+                    self.breaker.record_success(anyio.current_time())
+        if response is None:  # pragma: no cover - tenacity returns only after a success
+            raise RuntimeError("retry loop ended without a response")
+        return response
+
+    async def _fetch_capabilities(self, base_url: str) -> ServiceCapabilities | None:
+        """Fetch and parse; None when the service has no usable document.
+
+        A dead or hanging host is not "no capabilities": that failure ends the job at
+        once, instead of costing a second timeout on the query itself.
+        """
+        from vosweep.protocols.tap import capabilities_request  # noqa: PLC0415
+        from vosweep.protocols.vosi import parse_capabilities  # noqa: PLC0415
+
+        try:
+            response = await self.send(Send(capabilities_request(base_url), retry=False))
+            self._release()
+            return await anyio.to_thread.run_sync(
+                parse_capabilities, response.body, limiter=self.runner.parse_limiter
+            )
+        except ServiceError as exc:
+            if counts_against_host(exc):
+                raise
+            _log.get_logger().info(
+                _log.CAPABILITIES_UNUSABLE, service=self.job.service.label, error=exc.message
+            )
+            return None
+
+    async def clean_up(self) -> None:
+        """Send the registered cleanup, shielded from cancellation and bounded in time."""
+        if not self.cleanups:
+            return
+        runner, job = self.runner, self.job
+        config = runner.config
+        with anyio.CancelScope(shield=True), anyio.move_on_after(config.tap.cleanup_timeout):
+            for request in self.cleanups:
+                try:
+                    response = await runner.transport.send(
+                        request, timeouts=config.timeouts, max_bytes=64 * 1024
+                    )
+                except ServiceError as exc:
+                    _log.get_logger().warning(
+                        _log.CLEANUP_FAILED,
+                        service=job.service.label,
+                        url=request.url,
+                        error=exc.message,
+                    )
+                    return
+                if response.status < 400 or response.status == 404:
+                    # 404: already gone (destroyed, or never kept by the server).
+                    _log.get_logger().debug(
+                        _log.CLEANUP_DONE, service=job.service.label, url=request.url
+                    )
+                    self.cleanups = ()
+                    return
+            _log.get_logger().warning(
+                _log.CLEANUP_FAILED,
+                service=job.service.label,
+                url=self.cleanups[0].url,
+                error=f"HTTP {response.status}",
+            )
 
 
 class Slot:

@@ -87,10 +87,10 @@ class AiohttpTransport:
             async with self._session.request(
                 request.method,
                 URL(request.url, encoded=True),
-                data=list(request.data) if request.data else None,
+                data=_body(request),
                 headers=dict(request.headers) if request.headers else None,
                 timeout=client_timeout,
-                allow_redirects=True,
+                allow_redirects=request.follow_redirects,
                 max_redirects=self._limits.max_redirects,
             ) as resp:
                 final_url = str(resp.url)
@@ -120,6 +120,20 @@ class AiohttpTransport:
     async def aclose(self) -> None:
         """Close the session and its connections."""
         await self._session.close()
+
+
+def _body(request: Request) -> list[tuple[str, str]] | aiohttp.FormData | None:
+    """The form, url-encoded; or multipart/form-data when the request carries files."""
+    if not request.files:
+        return list(request.data) if request.data else None
+    form = aiohttp.FormData(quote_fields=False)
+    for name, value in request.data:
+        form.add_field(name, value)
+    for part in request.files:
+        form.add_field(
+            part.name, part.content, filename=part.filename, content_type=part.content_type
+        )
+    return form
 
 
 async def _read_capped(

@@ -15,12 +15,31 @@ from typing import Any, Self
 
 import anyio
 from anyio.abc import ObjectReceiveStream
+from astropy.table import Table
 
 from vosweep import _log
 from vosweep.config import EngineConfig, ErrorPolicy, make_config
-from vosweep.errors import FanoutAborted, ServiceError, SweepInterrupted, UsageError
+from vosweep.errors import (
+    FanoutAborted,
+    ServiceError,
+    SweepInterrupted,
+    UsageError,
+    counts_against_host,
+)
 from vosweep.outcomes import Part
-from vosweep.queries import query_protocols
+from vosweep.protocols.base import Request
+from vosweep.protocols.conversation import Conversation, Send, Work
+from vosweep.protocols.links import datalink_services
+from vosweep.protocols.metadata import ServiceParameter, metadata_request, parse_metadata
+from vosweep.protocols.vosi import (
+    Availability,
+    ServiceCapabilities,
+    TableInfo,
+    parse_availability,
+    parse_capabilities,
+    parse_tables,
+)
+from vosweep.queries import DatalinkQuery, query_protocols
 from vosweep.registry.client import RegistryClient
 from vosweep.registry.constraints import Constraint, SearchSpec
 from vosweep.registry.results import RegistryResource, RegistryResults
@@ -29,7 +48,7 @@ from vosweep.scheduling.breaker import BreakerSnapshot
 from vosweep.scheduling.limits import HostLimitsStatistics
 from vosweep.scheduling.plan import Plan
 from vosweep.scheduling.runner import RunEnd, Runner
-from vosweep.services import Service, coerce_service
+from vosweep.services import Protocol, Service, coerce_service
 from vosweep.targets import expand_targets, is_single_target
 from vosweep.transport.base import Transport
 from vosweep.transport.http import AiohttpTransport
@@ -220,6 +239,102 @@ class Engine:
             )
         return await self.registry.search(spec)
 
+    # -- one service at a time: VOSI, parameters -------------------------------------------
+
+    async def capabilities(self, service: Service | str) -> ServiceCapabilities | None:
+        """A service's VOSI capabilities (TAPRegExt for TAP), cached like the fan-out's.
+
+        *service* is a `Service` or a TAP base URL. Returns None when the service has no
+        usable capabilities document (404, broken XML): fan-outs then assume defaults.
+
+        Raises:
+            ServiceError: The service cannot be reached (refused, timed out, 5xx).
+        """
+        runner = self._opened_runner()
+        target = _one_service(service, Protocol.TAP)
+
+        def fetch() -> Any:
+            return runner.one_off(target, _vosi_fetch(target, "/capabilities", _capabilities))
+
+        result: ServiceCapabilities | None = await runner.capability_cache.get(
+            target.access_url.rstrip("/"), _lenient(fetch)
+        )
+        return result
+
+    async def tables(self, service: Service | str) -> list[TableInfo]:
+        """The tables and columns a TAP service publishes (VOSI tables).
+
+        Raises:
+            ServiceError: Unreachable, or no readable VOSI tables document.
+        """
+        runner = self._opened_runner()
+        target = _one_service(service, Protocol.TAP)
+        found: list[TableInfo] = await runner.one_off(
+            target, _vosi_fetch(target, "/tables", parse_tables)
+        )
+        return found
+
+    async def availability(self, service: Service | str) -> Availability:
+        """Whether a service says it is up (VOSI availability).
+
+        Raises:
+            ServiceError: Unreachable, or no readable availability document.
+        """
+        runner = self._opened_runner()
+        target = _one_service(service, Protocol.TAP)
+        found: Availability = await runner.one_off(
+            target, _vosi_fetch(target, "/availability", parse_availability)
+        )
+        return found
+
+    async def service_parameters(self, service: Service) -> list[ServiceParameter]:
+        """The input parameters an SIA, SIA2 or SSA service declares, custom ones included.
+
+        Asks ``FORMAT=METADATA`` (SIA 1.0, SSA) or ``MAXREC=0`` (SIA2, DALI); pass
+        custom ones through a query's ``params``.
+
+        Raises:
+            UsageError: A service of another protocol.
+            ServiceError: Unreachable, or an unreadable answer.
+        """
+        runner = self._opened_runner()
+        if not isinstance(service, Service) or service.protocol not in {
+            Protocol.SIA,
+            Protocol.SIA2,
+            Protocol.SSA,
+        }:
+            raise UsageError("service_parameters needs an SIA, SIA2 or SSA vosweep.Service")
+        found: list[ServiceParameter] = await runner.one_off(
+            service, _fetch_parsed(metadata_request(service), parse_metadata)
+        )
+        return found
+
+    async def datalinks(
+        self,
+        source: FanoutResult | Table,
+        *,
+        semantics: str | Sequence[str] = (),
+        errors: str | ErrorPolicy | None = None,
+        deadline: float | None = None,
+    ) -> FanoutResult:
+        """Fetch the DataLink documents a result points to, keeping some link semantics.
+
+        Rows whose access format is DataLink's (ObsCore ``access_format``, SSA
+        ``Access.Format``) lead to their ``{links}`` documents, fetched as a fan-out
+        (same limits, retries and breakers); the merged table has one row per link::
+
+            links = await engine.datalinks(result, semantics="#preview")
+            for url in links.table["access_url"]: ...
+
+        Raises:
+            UsageError: The table has no access URL / access format columns.
+        """
+        table = source.table if isinstance(source, FanoutResult) else source
+        services = datalink_services(table)
+        return await self.fanout(
+            services, DatalinkQuery(semantics=semantics), errors=errors, deadline=deadline
+        )
+
     def statistics(self) -> EngineStatistics:
         """A snapshot of the limiter and the circuit breakers."""
         runner = self._opened_runner()
@@ -398,6 +513,44 @@ class Engine:
                     tg.cancel_scope.cancel()
         finally:
             self.last_result = parts.result()
+
+
+def _one_service(service: Service | str, protocol: Protocol) -> Service:
+    if isinstance(service, Service):
+        return service
+    if isinstance(service, str):
+        return coerce_service(service, protocol)
+    raise UsageError(f"expected a vosweep.Service or a base URL, got {type(service).__name__}")
+
+
+def _vosi_fetch(service: Service, suffix: str, parse: Callable[[bytes], Any]) -> Conversation:
+    return _fetch_parsed(Request(url=service.access_url.rstrip("/") + suffix), parse)
+
+
+def _fetch_parsed(request: Request, parse: Callable[[bytes], Any]) -> Conversation:
+    response = yield Send(request)
+    value = yield Work(parse, (response.body,))
+    return value  # type: ignore[no-any-return]
+
+
+def _capabilities(body: bytes) -> ServiceCapabilities:
+    return parse_capabilities(body)
+
+
+def _lenient(
+    fetch: Callable[[], Awaitable[ServiceCapabilities | None]],
+) -> Callable[[], Awaitable[ServiceCapabilities | None]]:
+    """Missing or broken capabilities are None (cached as such); a dead host raises."""
+
+    async def run() -> ServiceCapabilities | None:
+        try:
+            return await fetch()
+        except ServiceError as exc:
+            if counts_against_host(exc):
+                raise
+            return None
+
+    return run
 
 
 async def _run(

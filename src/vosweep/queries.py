@@ -14,6 +14,7 @@ from vosweep.services import Protocol
 
 __all__ = [
     "Cone",
+    "DatalinkQuery",
     "ImageQuery",
     "PerProtocol",
     "SpectrumQuery",
@@ -86,7 +87,7 @@ class Cone(BaseModel):
                 if key in data and data[key] is not None:
                     data[key] = _degrees(data[key], key)
             if "ra" in data and isinstance(data["ra"], float):
-                data["ra"] %= 360.0
+                data["ra"] = wrap_ra(data["ra"])
         return data
 
     @model_validator(mode="after")
@@ -94,6 +95,12 @@ class Cone(BaseModel):
         if not -90.0 <= self.dec <= 90.0:
             raise ValueError(f"dec must be within [-90, 90] degrees, got {self.dec}")
         return self
+
+
+def wrap_ra(ra: float) -> float:
+    """*ra* in [0, 360): a tiny negative value wraps to 360.0 in floating point, not below it."""
+    wrapped = ra % 360.0
+    return 0.0 if wrapped >= 360.0 else wrapped
 
 
 def _center_degrees(center: Any) -> tuple[float, float]:
@@ -165,9 +172,18 @@ def _interval(value: Any, convert: Any, what: str) -> tuple[float, float] | None
         low = high = value
     lo = -math.inf if low is None else convert(low, what)
     hi = math.inf if high is None else convert(high, what)
+    if convert is _metres and _inverse_spectral(low, high):
+        # A frequency or energy interval runs the other way in wavelength.
+        lo, hi = (0.0 if high is None else hi), (math.inf if low is None else lo)
     if lo > hi:
         raise UsageError(f"{what} interval is empty: {lo} > {hi}")
     return lo, hi
+
+
+def _inverse_spectral(*ends: Any) -> bool:
+    """Whether the given interval ends are frequencies or energies (not lengths)."""
+    units = [end.unit for end in ends if end is not None and hasattr(end, "unit")]
+    return bool(units) and not any(unit.is_equivalent(u.m) for unit in units)
 
 
 def _strings(value: Any, what: str) -> tuple[str, ...]:
@@ -191,7 +207,7 @@ def _extra_params(value: Any) -> tuple[tuple[str, str], ...]:
         return ()
     if not isinstance(value, dict):
         raise UsageError(f"params must be a mapping of parameter names to values, got {value!r}")
-    pairs = []
+    pairs: list[tuple[str, str]] = []
     for name, raw in value.items():
         if not isinstance(name, str) or not name.strip():
             raise UsageError(f"parameter names must be non-empty strings, got {name!r}")
@@ -225,7 +241,7 @@ class _Positional(BaseModel):
             if data.get(key) is not None:
                 data[key] = _degrees(data[key], key)
         if data.get("ra") is not None:
-            data["ra"] %= 360.0
+            data["ra"] = wrap_ra(data["ra"])
         if (data.get("ra") is None) != (data.get("dec") is None):
             raise UsageError("give both ra and dec (or a center), not one of them")
         if data.get("dec") is not None and not -90.0 <= data["dec"] <= 90.0:
@@ -576,6 +592,34 @@ class TapQuery(BaseModel):
 
 
 _UPLOAD_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
+
+
+class DatalinkQuery(BaseModel):
+    """Ask DataLink ``{links}`` endpoints for the links of datasets, keeping some semantics.
+
+    Usually built by `Engine.datalinks` from a result's datalink access URLs (which carry
+    their ``ID``); ``ids`` adds ``ID`` parameters (DataLink takes several at once).
+
+    Attributes:
+        semantics: Keep links with these semantics (``#preview``, ``#this``, or full
+            vocabulary URIs); empty keeps every link.
+        ids: Dataset identifiers to send as ``ID`` parameters.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    default_protocol: ClassVar[Protocol] = Protocol.DATALINK
+
+    semantics: tuple[str, ...] = ()
+    ids: tuple[str, ...] = ()
+
+    def __init__(self, **data: Any) -> None:
+        data["semantics"] = tuple(
+            s if s.startswith(("#", "http://", "https://")) else f"#{s}"
+            for s in _strings(data.get("semantics"), "semantics")
+        )
+        data["ids"] = _strings(data.get("ids"), "ids")
+        super().__init__(**data)
 
 
 class PerProtocol(BaseModel):

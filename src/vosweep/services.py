@@ -22,6 +22,8 @@ class Protocol(StrEnum):
     SIA2 = "sia2"
     SSA = "ssa"
     TAP = "tap"
+    #: DataLink {links} endpoints (found in results, not in the registry).
+    DATALINK = "datalink"
 
 
 #: Standard identifiers of each protocol's capability, as found in the registry.
@@ -128,6 +130,11 @@ class Service(BaseModel):
     def ssa(cls, access_url: str, **kwargs: Any) -> Service:
         """A Simple Spectral Access endpoint."""
         return cls(protocol=Protocol.SSA, access_url=access_url, **kwargs)
+
+    @classmethod
+    def datalink(cls, access_url: str, **kwargs: Any) -> Service:
+        """A DataLink ``{links}`` endpoint (usually with its ``ID`` in the URL)."""
+        return cls(protocol=Protocol.DATALINK, access_url=access_url, **kwargs)
 
     @classmethod
     def tap(cls, access_url: str, **kwargs: Any) -> Service:

@@ -35,14 +35,16 @@ def votable(rows: int, status: str = "OK", message: str = "") -> bytes:
 
 def capabilities(*, binary2: bool = True, upload: bool = True, hard: int | None = None) -> bytes:
     formats = (
-        '<outputFormat><mime>application/x-votable+xml</mime><alias>votable</alias></outputFormat>'
+        "<outputFormat><mime>application/x-votable+xml</mime><alias>votable</alias></outputFormat>"
     )
     if binary2:
         formats += (
             "<outputFormat><mime>application/x-votable+xml;serialization=BINARY2</mime>"
             "<alias>votable/b2</alias></outputFormat>"
         )
-    uploads = '<uploadMethod ivo-id="ivo://ivoa.net/std/TAPRegExt#upload-inline"/>' if upload else ""
+    uploads = (
+        '<uploadMethod ivo-id="ivo://ivoa.net/std/TAPRegExt#upload-inline"/>' if upload else ""
+    )
     limit = f'<outputLimit><hard unit="row">{hard}</hard></outputLimit>' if hard else ""
     return (
         '<?xml version="1.0"?><vosi:capabilities xmlns:vosi="http://www.ivoa.net/xml/VOSICapabilities/v1.0"'
@@ -137,7 +139,9 @@ class FakeTap:
                 job.phase = "EXECUTING"
             elif form.get("PHASE") == "ABORT":
                 job.phase = "ABORTED"
-            return Response(url=request.url, status=303, headers={"location": f"{BASE}/async/{job_id}"})
+            return Response(
+                url=request.url, status=303, headers={"location": f"{BASE}/async/{job_id}"}
+            )
         if rest == "" and request.method == "DELETE":
             if not self.delete_verb:
                 return Response(url=request.url, status=405, body=b"no DELETE")
@@ -202,7 +206,8 @@ class TestSync:
         sync = next(r for r in server.log if r.url.endswith("/sync"))
         form = dict(sync.data)
         assert form["RESPONSEFORMAT"] == "application/x-votable+xml;serialization=BINARY2"
-        assert form["LANG"] == "ADQL" and form["REQUEST"] == "doQuery"
+        assert form["LANG"] == "ADQL"
+        assert form["REQUEST"] == "doQuery"
         assert server.paths() == ["GET /capabilities", "POST /sync"]
 
     async def test_no_capabilities_means_service_defaults(self):
@@ -250,10 +255,12 @@ class TestAsync:
         paths = server.paths()
         assert paths[:3] == ["GET /capabilities", "POST /async", "POST /async/j1/phase"]
         assert paths[-2:] == ["GET /async/j1/results/result", "DELETE /async/j1"]
-        assert server.jobs == {} and server.deleted == ["j1"]
+        assert server.jobs == {}
+        assert server.deleted == ["j1"]
         # WAIT is honoured: no client-side polling pauses were needed.
         waits = [r.url for r in server.log if "WAIT=" in r.url]
-        assert waits and all("PHASE=EXECUTING" in url for url in waits)
+        assert waits
+        assert all("PHASE=EXECUTING" in url for url in waits)
 
     async def test_error_phase_gives_the_error_summary(self):
         server = FakeTap(job_error="table t does not exist")
@@ -283,9 +290,7 @@ class TestAsync:
 
     async def test_job_timeout_aborts_and_deletes(self):
         server = FakeTap(polls_to_finish=None, honour_wait=False)
-        result = await run(
-            server, vosweep.TapQuery("SELECT 1", mode="async"), job_timeout=0.2
-        )
+        result = await run(server, vosweep.TapQuery("SELECT 1", mode="async"), job_timeout=0.2)
         outcome = result.outcomes[0]
         assert outcome.status is vosweep.Status.TIMEOUT
         assert "job_timeout" in (outcome.message or "")
@@ -300,7 +305,8 @@ class TestAsync:
                 [SERVICE], vosweep.TapQuery("SELECT 1", mode="async"), deadline=0.3
             )
         assert result.outcomes[0].status is vosweep.Status.CANCELLED
-        assert server.jobs == {} and server.deleted == ["j1"]
+        assert server.jobs == {}
+        assert server.deleted == ["j1"]
 
     async def test_cancel_scope_from_outside_deletes_the_job(self):
         server = FakeTap(polls_to_finish=None, honour_wait=False)

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from vosweep.protocols import scs, sia, ssa, tap
+from vosweep.protocols import links, scs, sia, ssa, tap
 from vosweep.protocols.base import Parsed, Request, Response
 from vosweep.services import Protocol, Service
 
@@ -47,4 +47,5 @@ PROTOCOLS: dict[Protocol, ProtocolSpec] = {
     Protocol.SIA2: ProtocolSpec(Protocol.SIA2, sia.build_sia2, sia.parse),
     Protocol.SSA: ProtocolSpec(Protocol.SSA, ssa.build, ssa.parse),
     Protocol.TAP: ProtocolSpec(Protocol.TAP, tap.build, tap.parse_sync, tap.converse),
+    Protocol.DATALINK: ProtocolSpec(Protocol.DATALINK, links.build, sia.parse, links.converse),
 }

@@ -14,7 +14,7 @@ consumer, whose bounded buffer applies backpressure.
 from __future__ import annotations
 
 from collections import OrderedDict, deque
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Generator, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -31,12 +31,13 @@ from vosweep.protocols.conversation import Capabilities, Cleanup, Now, Send, Sle
 from vosweep.scheduling.breaker import BreakerBoard, BreakerState, CircuitBreaker
 from vosweep.scheduling.capabilities import CapabilityCache
 from vosweep.scheduling.limits import HostLimits
+from vosweep.scheduling.plan import Job
 from vosweep.scheduling.retry import RetryBudget, backoff, is_retryable
 
 if TYPE_CHECKING:
     from vosweep.config import EngineConfig, ErrorPolicy
     from vosweep.protocols.vosi import ServiceCapabilities
-    from vosweep.scheduling.plan import Job
+    from vosweep.services import Service
     from vosweep.transport.base import Transport
 
 __all__ = ["RunEnd", "Runner"]
@@ -263,25 +264,8 @@ class Runner:
             raise RuntimeError(f"job {job.index} has no conversation")  # pragma: no cover
         breaker = self.breakers[job.host] if self.breakers.enabled else None
         run = _Conversation(self, job, policy, slot, breaker, attempts)
-        conversation = job.spec.converse(job.service, job.query, self.config)
-        answer: Any = None
-        error: ServiceError | None = None
         try:
-            while True:
-                try:
-                    step = (
-                        conversation.throw(error)
-                        if error is not None
-                        else conversation.send(answer)
-                    )
-                except StopIteration as stop:
-                    parsed: Parsed = stop.value
-                    break
-                answer, error = None, None
-                try:
-                    answer = await run.step(step)
-                except ServiceError as exc:
-                    error = exc
+            parsed: Parsed = await run.drive(job.spec.converse(job.service, job.query, self.config))
         except ServiceError as exc:
             last = run.last
             status = Status.TIMEOUT if isinstance(exc, ServiceTimeout) else Status.ERROR
@@ -301,12 +285,25 @@ class Runner:
             host_failed = counts_against_host(exc) and not run.cleanups
             return Part(job.index, outcome), host_failed, run.attempts
         finally:
-            conversation.close()
             await run.clean_up()
         if run.last is None:  # pragma: no cover - a conversation always sends
             raise RuntimeError("conversation ended without a response")
         outcome = _success(job, parsed, run.last, run.attempts, started)
         return Part(job.index, outcome, parsed.tables), False, run.attempts
+
+    async def one_off(self, service: Service, conversation: Generator[Step, Any, Any]) -> Any:
+        """Run a conversation outside any fan-out (capabilities, tables, service metadata).
+
+        Same retries, breaker and cleanup as a fan-out's requests; no host slot is taken
+        (one request does not need the politeness queue). Raises `ServiceError`.
+        """
+        job = Job(-1, service)
+        breaker = self.breakers[service.host] if self.breakers.enabled else None
+        run = _Conversation(self, job, self.config.errors, None, breaker, 0)
+        try:
+            return await run.drive(conversation)
+        finally:
+            await run.clean_up()
 
     def _retrying(
         self,
@@ -443,6 +440,32 @@ class _Conversation:
         self.attempts = attempts
         self.last: Response | None = None
         self.cleanups: tuple[Request, ...] = ()
+
+    async def drive(self, conversation: Generator[Step, Any, Any]) -> Any:
+        """Run *conversation* to its end; return its value (or raise its `ServiceError`).
+
+        A step's `ServiceError` is thrown into the generator at its ``yield``, so the
+        protocol code can handle it; if it does not, it comes out here.
+        """
+        answer: Any = None
+        error: ServiceError | None = None
+        try:
+            while True:
+                try:
+                    step = (
+                        conversation.throw(error)
+                        if error is not None
+                        else conversation.send(answer)
+                    )
+                except StopIteration as stop:
+                    return stop.value
+                answer, error = None, None
+                try:
+                    answer = await self.step(step)
+                except ServiceError as exc:
+                    error = exc
+        finally:
+            conversation.close()
 
     async def step(self, step: Step) -> Any:
         """Carry out *step*; return its answer (raises `ServiceError` into the generator)."""

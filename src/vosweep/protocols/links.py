@@ -1,0 +1,149 @@
+"""DataLink from the client's side: where a result's links are, and fetching them (sans-I/O).
+
+ObsCore records (TAP ``ivoa.obscore``, SIA2) whose ``access_format`` is the DataLink media
+type point ``access_url`` at a ``{links}`` document listing the dataset's files,
+previews, cutout services and so on. `datalink_services` finds those URLs in a fan-out's
+table; each becomes a `Protocol.DATALINK` service that the fan-out queries like any
+other (same limits, retries, breakers), and `converse` keeps only the links of the
+semantics asked for.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from vosweep.errors import UsageError
+from vosweep.protocols.base import Parsed, Request, Response, with_params
+from vosweep.protocols.conversation import Conversation, Send, Work
+from vosweep.protocols.datalink import Link, is_datalink_type, parse_links
+from vosweep.queries import DatalinkQuery
+from vosweep.services import Protocol, Service
+
+if TYPE_CHECKING:
+    from collections.abc import Generator
+
+    from astropy.table import Table
+
+    from vosweep.config import EngineConfig
+    from vosweep.protocols.conversation import Step
+
+__all__ = ["LINK_COLUMNS", "build", "converse", "datalink_services", "links_table"]
+
+#: The links table's columns, in DataLink 1.1 order.
+LINK_COLUMNS = (
+    "id",
+    "access_url",
+    "service_def",
+    "error_message",
+    "semantics",
+    "description",
+    "content_type",
+    "content_length",
+    "content_qualifier",
+    "local_semantics",
+    "link_auth",
+    "link_authorized",
+)
+#: Column names, UCDs and utype endings of the access URL and format, by protocol family:
+#: ObsCore (TAP, SIA2), SSA, SIA1.
+_URL_NAMES = ("access_url",)
+_FORMAT_NAMES = ("access_format",)
+_URL_MARKS = ("meta.ref.url", "access.reference", "vox:image_accessreference")
+_FORMAT_MARKS = ("meta.code.mime", "access.format", "vox:image_format")
+
+
+def build(service: Service, query: object) -> Request:
+    """The ``{links}`` GET for *service*, with the query's extra ``ID`` values."""
+    if not isinstance(query, DatalinkQuery):
+        raise UsageError(f"a DataLink endpoint cannot answer a {type(query).__name__} query")
+    return Request(url=with_params(service.access_url, [("ID", i) for i in query.ids]))
+
+
+def converse(service: Service, query: object, config: EngineConfig) -> Conversation:
+    """Fetch the links document and keep the links of the semantics asked for."""
+    request = build(service, query)
+    assert isinstance(query, DatalinkQuery)  # noqa: S101 - build checked it
+    return _converse(request, query.semantics, config.limits.max_response_bytes)
+
+
+def _converse(
+    request: Request, semantics: tuple[str, ...], max_bytes: int
+) -> Generator[Step, Any, Parsed]:
+    response = yield Send(request)
+    parsed: Parsed = yield Work(_parse, (response, semantics, max_bytes))
+    return parsed
+
+
+def _parse(response: Response, semantics: tuple[str, ...], max_bytes: int) -> Parsed:
+    links, _ = parse_links(response.body, max_bytes=max_bytes)
+    if semantics:
+        links = [link for link in links if any(link.matches(s) for s in semantics)]
+    return Parsed([links_table(links)])
+
+
+def links_table(links: list[Link]) -> Table:
+    """Links as an astropy table (masked where a cell is empty)."""
+    from astropy.table import MaskedColumn, Table  # noqa: PLC0415 - worker thread only
+
+    columns = []
+    for name in LINK_COLUMNS:
+        values = [getattr(link, name) for link in links]
+        mask = [value is None for value in values]
+        if name == "content_length":
+            data: list[Any] = [-1 if v is None else v for v in values]
+            columns.append(MaskedColumn(data, name=name, dtype="int64", mask=mask))
+        elif name == "link_authorized":
+            data = [False if v is None else v for v in values]
+            columns.append(MaskedColumn(data, name=name, dtype=bool, mask=mask))
+        else:
+            data = ["" if v is None else str(v) for v in values]
+            columns.append(MaskedColumn(data, name=name, dtype=str, mask=mask))
+    return Table(columns)
+
+
+def _column(table: Table, names: tuple[str, ...], marks: tuple[str, ...]) -> str | None:
+    colnames: list[str] = list(table.colnames)
+    lowered = {name.lower(): name for name in colnames}
+    for name in names:
+        if name in lowered:
+            return lowered[name]
+    for name in colnames:
+        meta = table[name].meta or {}
+        for key in ("ucd", "utype"):
+            value = str(meta.get(key) or "").lower()
+            if value and any(value == mark or value.endswith(mark) for mark in marks):
+                return name
+    return None
+
+
+def datalink_services(table: Table) -> list[Service]:
+    """A DataLink service for each distinct datalink access URL of *table*'s rows.
+
+    A row links to DataLink when its access format is the DataLink media type
+    (``application/x-votable+xml;content=datalink``); columns are found by ObsCore name,
+    then by UCD or utype (SSA's ``Access.Reference``, SIA1's ``VOX:Image_AccessReference``).
+
+    Raises:
+        UsageError: The table has no access URL or access format column.
+    """
+    url_column = _column(table, _URL_NAMES, _URL_MARKS)
+    format_column = _column(table, _FORMAT_NAMES, _FORMAT_MARKS)
+    if url_column is None or format_column is None:
+        raise UsageError(
+            "the table has no access URL and access format columns (ObsCore access_url and "
+            "access_format, or their SSA/SIA equivalents): nothing points to DataLink"
+        )
+    seen: dict[str, None] = {}
+    for url, kind in zip(table[url_column], table[format_column], strict=True):
+        if _is_masked(url) or _is_masked(kind) or not is_datalink_type(str(kind)):
+            continue
+        text = str(url).strip()
+        if text.startswith(("http://", "https://")):
+            seen.setdefault(text)
+    return [Service(protocol=Protocol.DATALINK, access_url=url) for url in seen]
+
+
+def _is_masked(value: object) -> bool:
+    return value is None or value is np.ma.masked

@@ -47,6 +47,7 @@ from vosweep.outcomes import Part as Part
 from vosweep.outcomes import ServiceOutcome as ServiceOutcome
 from vosweep.outcomes import Status as Status
 from vosweep.queries import Cone as Cone
+from vosweep.queries import DatalinkQuery as DatalinkQuery
 from vosweep.queries import ImageQuery as ImageQuery
 from vosweep.queries import PerProtocol as PerProtocol
 from vosweep.queries import SpectrumQuery as SpectrumQuery
@@ -63,6 +64,7 @@ __all__ = [
     "BreakerPolicy",
     "CircuitOpen",
     "Cone",
+    "DatalinkQuery",
     "Engine",
     "EngineConfig",
     "EngineStatistics",

@@ -247,7 +247,8 @@ class TapPolicy(BaseModel, frozen=True, extra="forbid"):
     Attributes:
         mode: ``sync``; ``async`` (a UWS job per service); or ``auto``: sync, switching
             to a UWS job when the sync attempt runs out of time (a long query is what
-            async is for). A `TapQuery` may choose its own.
+            async is for), and going straight to async for that service afterwards
+            (for the engine's lifetime). A `TapQuery` may choose its own.
         wait: Seconds of UWS 1.1 blocking ``WAIT`` per job poll; services without WAIT
             (UWS 1.0) are polled with backoff instead. 0 always polls.
         poll_initial: First pause between polls of a service without WAIT.

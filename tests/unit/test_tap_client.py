@@ -373,3 +373,15 @@ class TestQueries:
 def test_no_backoff_import_is_available():
     with no_backoff():
         pass
+
+
+async def test_auto_mode_remembers_a_slow_sync_endpoint():
+    server = FakeTap(sync_timeout=True)
+    async with engine(server) as e:
+        await e.fanout([SERVICE], vosweep.TapQuery("SELECT * FROM big"))
+        before = server.paths().count("POST /sync")
+        result = await e.fanout([SERVICE], vosweep.TapQuery("SELECT * FROM big"))
+    assert result.outcomes[0].status is vosweep.Status.OK
+    assert before == 1
+    assert server.paths().count("POST /sync") == 1  # the second query went async at once
+    assert server.paths().count("POST /async") == 2

@@ -3,7 +3,8 @@
 A TAP async query is a conversation: create a job, start it, wait, fetch the result,
 delete the job. The protocol code writes it as a generator that *yields* what it needs
 (`Send` a request, `Sleep`, run `Work` off the event loop, look up a service's cached
-`Capabilities`, read the clock, register a `Cleanup`) and receives the answers; the
+`Capabilities`, read the clock, register a `Cleanup`, `Note` and `Recall` what it learnt
+about a service) and receives the answers; the
 scheduler drives it under the same limits, retries, breakers and deadline as a single
 request, and owns the I/O. Errors of a `Send` are thrown into the generator at the
 ``yield``, so protocol code handles the ones it can (a ``WAIT`` a server refuses) with
@@ -27,7 +28,9 @@ __all__ = [
     "Capabilities",
     "Cleanup",
     "Conversation",
+    "Note",
     "Now",
+    "Recall",
     "Send",
     "Sleep",
     "Step",
@@ -96,6 +99,21 @@ class Cleanup:
     requests: tuple[Request, ...] = ()
 
 
-Step = Send | Sleep | Work | Capabilities | Now | Cleanup
+@dataclass(frozen=True, slots=True)
+class Recall:
+    """The answer is what the engine noted under *key* (see `Note`), or None."""
+
+    key: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Note:
+    """Remember *value* under *key* for the engine's lifetime (e.g. "this service is slow")."""
+
+    key: tuple[str, ...]
+    value: object
+
+
+Step = Send | Sleep | Work | Capabilities | Now | Cleanup | Recall | Note
 #: What protocol code writes: yields steps, receives their answers, returns the result.
 Conversation = Generator[Step, Any, "Parsed"]

@@ -42,7 +42,9 @@ from vosweep.protocols.conversation import (
     Capabilities,
     Cleanup,
     Conversation,
+    Note,
     Now,
+    Recall,
     Send,
     Sleep,
     Work,
@@ -229,6 +231,9 @@ def _converse(
     if maxrec is not None and caps is not None and caps.output_limit_hard is not None:
         maxrec = min(maxrec, caps.output_limit_hard)
     mode = query.mode or policy.mode
+    slow_key = ("tap-sync-timed-out", base)
+    if mode == "auto" and (yield Recall(slow_key)):
+        mode = "async"  # its sync endpoint timed out before: do not wait for that again
     tables: list[Any] = []
     status = QueryStatus.OK
     message: str | None = None
@@ -252,6 +257,7 @@ def _converse(
                 if mode == "sync":
                     raise
                 mode = "async"  # a long query: the rest goes through UWS too
+                yield Note(slow_key, value=True)
         if parsed is None:
             parsed = yield from _async(base, params, files, config)
         tables.extend(parsed.tables)

@@ -27,7 +27,17 @@ from vosweep import _log
 from vosweep.errors import CircuitOpen, ServiceError, ServiceTimeout, counts_against_host
 from vosweep.outcomes import Part, ServiceOutcome, Status
 from vosweep.protocols.base import Parsed, QueryStatus, Request, Response, check_http_status
-from vosweep.protocols.conversation import Capabilities, Cleanup, Now, Send, Sleep, Step, Work
+from vosweep.protocols.conversation import (
+    Capabilities,
+    Cleanup,
+    Note,
+    Now,
+    Recall,
+    Send,
+    Sleep,
+    Step,
+    Work,
+)
 from vosweep.scheduling.breaker import BreakerBoard, BreakerState, CircuitBreaker
 from vosweep.scheduling.capabilities import CapabilityCache
 from vosweep.scheduling.limits import HostLimits
@@ -82,6 +92,8 @@ class Runner:
         self.budget = RetryBudget(config.retry.host_budget_ratio, config.retry.host_budget_min)
         self.parse_limiter = anyio.CapacityLimiter(config.limits.parse_threads)
         self.capability_cache = CapabilityCache(config.tap.capabilities_ttl)
+        #: What conversations learnt about services (`Note` / `Recall`).
+        self.notes: dict[tuple[str, ...], object] = {}
 
     async def run(
         self,
@@ -491,6 +503,11 @@ class _Conversation:
             return anyio.current_time()
         if isinstance(step, Cleanup):
             self.cleanups = step.requests
+            return None
+        if isinstance(step, Recall):
+            return runner.notes.get(step.key)
+        if isinstance(step, Note):
+            runner.notes[step.key] = step.value
             return None
         raise TypeError(f"unknown conversation step {step!r}")  # pragma: no cover
 

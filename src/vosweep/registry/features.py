@@ -18,12 +18,12 @@ the same purpose, which is megabytes on a big registry).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
-from xml.parsers import expat
 
 from vosweep.errors import ResponseFormatError
+from vosweep.protocols._xml import Element, parse_tree
 
 __all__ = [
     "COVERAGE_TABLES",
@@ -141,73 +141,7 @@ DEFAULT_FEATURES = RegistryFeatures()
 # --- parsing -------------------------------------------------------------------------
 
 
-class _Refused(Exception):
-    """Raised inside the expat callbacks; becomes a ResponseFormatError."""
-
-
-@dataclass(slots=True)
-class _Element:
-    """A namespace-free element: local names only, since prefixes vary between servers."""
-
-    name: str
-    attrs: dict[str, str]
-    children: list[_Element] = field(default_factory=list)
-    chunks: list[str] = field(default_factory=list)
-
-    @property
-    def text(self) -> str:
-        return "".join(self.chunks).strip()
-
-    def iter(self, name: str) -> Iterator[_Element]:
-        return (child for child in self.children if child.name == name)
-
-
-def _local(name: str) -> str:
-    # expat with a namespace separator gives "uri local"; unqualified names have no space.
-    return name.rpartition(" ")[2]
-
-
-def _parse_tree(body: bytes) -> _Element:
-    parser = expat.ParserCreate(namespace_separator=" ")
-    parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
-    stack: list[_Element] = []
-    roots: list[_Element] = []
-
-    def start(name: str, attrs: dict[str, str]) -> None:
-        element = _Element(_local(name), {_local(k): v for k, v in attrs.items()})
-        (stack[-1].children if stack else roots).append(element)
-        stack.append(element)
-
-    def end(_name: str) -> None:
-        stack.pop()
-
-    def data(text: str) -> None:
-        if stack:
-            stack[-1].chunks.append(text)
-
-    def refuse_doctype(*_args: object) -> None:
-        # Entity declarations are the way to billion-laughs and XXE; capabilities never
-        # need a DOCTYPE, so none is accepted.
-        raise _Refused("capabilities documents must not have a DOCTYPE (entities refused)")
-
-    def refuse_entity(*_args: object) -> None:
-        raise _Refused("entity declarations are refused")
-
-    parser.StartElementHandler = start
-    parser.EndElementHandler = end
-    parser.CharacterDataHandler = data
-    parser.StartDoctypeDeclHandler = refuse_doctype
-    parser.EntityDeclHandler = refuse_entity
-    try:
-        parser.Parse(body, True)  # noqa: FBT003 (positional-only in pyexpat)
-    except _Refused as exc:
-        raise ResponseFormatError(str(exc)) from None
-    except expat.ExpatError as exc:
-        raise ResponseFormatError(f"capabilities document is not well-formed XML: {exc}") from None
-    return roots[0]
-
-
-def _tap_capability(root: _Element) -> _Element:
+def _tap_capability(root: Element) -> Element:
     if root.name != "capabilities":
         raise ResponseFormatError(
             f"not a VOSI capabilities document: the root element is <{root.name}>"
@@ -249,7 +183,7 @@ def parse_capabilities(body: bytes) -> RegistryFeatures:
         ResponseFormatError: Not well-formed XML, a DOCTYPE or entity declaration (refused
             for safety), not a capabilities document, or no TAP capability in it.
     """
-    capability = _tap_capability(_parse_tree(body))
+    capability = _tap_capability(parse_tree(body, "VOSI capabilities document"))
     data_models = frozenset(
         dm.attrs.get("ivo-id", "").strip().lower() for dm in capability.iter("dataModel")
     ) - {""}

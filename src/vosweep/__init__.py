@@ -30,6 +30,7 @@ from vosweep.engine import fanout_sync as fanout_sync
 from vosweep.errors import CircuitOpen as CircuitOpen
 from vosweep.errors import FanoutAborted as FanoutAborted
 from vosweep.errors import HTTPStatusError as HTTPStatusError
+from vosweep.errors import NotSupported as NotSupported
 from vosweep.errors import QueryRejected as QueryRejected
 from vosweep.errors import RateLimited as RateLimited
 from vosweep.errors import RegistryFeatureMissing as RegistryFeatureMissing
@@ -74,6 +75,7 @@ __all__ = [
     "HTTPStatusError",
     "ImageQuery",
     "Limits",
+    "NotSupported",
     "Part",
     "PerProtocol",
     "Protocol",

@@ -18,6 +18,7 @@ service did wrong; turned into a per-service outcome at the fan-out boundary):
         * `ResponseTooLarge`: the (decompressed) body passed the size cap.
         * `ResponseFormatError`: not a VOTable, truncated, HTML served with 200, ...
         * `QueryRejected`: the service answered with QUERY_STATUS=ERROR (or an Error PARAM/INFO).
+        * `NotSupported`: not sent, because the service declares it cannot run the query.
         * `CircuitOpen`: not sent, because the host's circuit breaker is open.
 
 `SweepInterrupted` is not a `VosweepError`: it is the `KeyboardInterrupt` of `fanout_sync`,
@@ -38,6 +39,7 @@ __all__ = [
     "CircuitOpen",
     "FanoutAborted",
     "HTTPStatusError",
+    "NotSupported",
     "QueryRejected",
     "RateLimited",
     "RegistryFeatureMissing",
@@ -237,6 +239,10 @@ class ResponseFormatError(ServiceError):
 
 class QueryRejected(ServiceError):
     """The service understood the request and refused it (QUERY_STATUS=ERROR and kin)."""
+
+
+class NotSupported(ServiceError):
+    """Not sent: the service declares it cannot run this query (no uploads, no UNION...)."""
 
 
 class CircuitOpen(ServiceError):

@@ -12,6 +12,7 @@ from astropy.table import Table
 
 import vosweep
 from vosweep.errors import ServiceTimeout
+from vosweep.protocols.adql_features import used_features
 from vosweep.protocols.base import Request, Response
 from vosweep.scheduling.retry import no_backoff
 from vosweep.transport import MockTransport
@@ -351,7 +352,8 @@ class TestUploads:
         query = vosweep.TapQuery("SELECT * FROM TAP_UPLOAD.t", uploads={"t": table})
         result = await run(server, query)
         outcome = result.outcomes[0]
-        assert outcome.status is vosweep.Status.ERROR
+        assert outcome.status is vosweep.Status.SKIPPED
+        assert outcome.error_type == "NotSupported"
         assert "upload" in (outcome.message or "")
         assert server.paths() == ["GET /capabilities"]
 
@@ -385,3 +387,40 @@ async def test_auto_mode_remembers_a_slow_sync_endpoint():
     assert before == 1
     assert server.paths().count("POST /sync") == 1  # the second query went async at once
     assert server.paths().count("POST /async") == 2
+
+
+class TestLanguageFeatures:
+    @pytest.mark.parametrize(
+        ("adql", "used"),
+        [
+            ("SELECT a FROM t UNION SELECT a FROM u", {"UNION"}),
+            ("SELECT 'UNION' AS x FROM t", set()),
+            ('SELECT "union" FROM t -- UNION here', set()),
+            ("SELECT CAST(a AS REAL) FROM t WHERE b ILIKE 'x%'", {"CAST", "ILIKE"}),
+            ("SELECT area, point FROM t", set()),
+            (
+                "SELECT * FROM t WHERE 1=CONTAINS(POINT('ICRS', ra, dec), CIRCLE(1, 2, 3))",
+                {"CONTAINS", "POINT", "CIRCLE"},
+            ),
+            ("SELECT * FROM t /* CAST( */ OFFSET 10", {"OFFSET"}),
+        ],
+    )
+    def test_used_features(self, adql, used):
+        assert used_features(adql) == used
+
+    async def test_undeclared_union_on_an_adql21_service_is_skipped(self):
+        caps = capabilities().replace(
+            b'<version ivo-id="ivo://ivoa.net/std/ADQL#v2.0">2.0</version>',
+            b'<version ivo-id="ivo://ivoa.net/std/ADQL#v2.1">2.1</version>',
+        )
+        server = FakeTap(caps=caps)
+        result = await run(server, vosweep.TapQuery("SELECT a FROM t UNION SELECT a FROM u"))
+        outcome = result.outcomes[0]
+        assert outcome.status is vosweep.Status.SKIPPED
+        assert "UNION" in (outcome.message or "")
+        assert server.paths() == ["GET /capabilities"]
+
+    async def test_adql20_service_without_declarations_is_asked(self):
+        server = FakeTap()
+        result = await run(server, vosweep.TapQuery("SELECT a FROM t UNION SELECT a FROM u"))
+        assert result.outcomes[0].status is vosweep.Status.OK

@@ -24,12 +24,14 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin
 
 from vosweep.errors import (
+    NotSupported,
     QueryRejected,
     ResponseFormatError,
     ServiceError,
     ServiceTimeout,
     UsageError,
 )
+from vosweep.protocols.adql_features import missing_features
 from vosweep.protocols.base import (
     Parsed,
     QueryStatus,
@@ -221,11 +223,18 @@ def _converse(
     if policy.capabilities:
         found = yield Capabilities(base)
         caps = found.tap if found is not None else None
-    if query.uploads and caps is not None and not caps.uploads:
-        raise QueryRejected(
-            "the service declares no upload method in its capabilities (TAP_UPLOAD unsupported)",
-            url=base + "/capabilities",
-        )
+    if caps is not None:
+        if query.uploads and not caps.uploads:
+            raise NotSupported(
+                "not sent: the service declares no upload method (TAP_UPLOAD unsupported)",
+                url=base + "/capabilities",
+            )
+        if missing := missing_features(caps, query.adql):
+            raise NotSupported(
+                "not sent: the query uses " + ", ".join(missing) + ", which the service's "
+                "capabilities do not declare (TAPRegExt languageFeatures)",
+                url=base + "/capabilities",
+            )
     response_format = caps.best_format() if caps is not None and policy.prefer_binary else None
     maxrec = query.maxrec
     if maxrec is not None and caps is not None and caps.output_limit_hard is not None:

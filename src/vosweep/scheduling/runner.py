@@ -24,7 +24,13 @@ import tenacity
 from anyio.abc import TaskGroup
 
 from vosweep import _log
-from vosweep.errors import CircuitOpen, ServiceError, ServiceTimeout, counts_against_host
+from vosweep.errors import (
+    CircuitOpen,
+    NotSupported,
+    ServiceError,
+    ServiceTimeout,
+    counts_against_host,
+)
 from vosweep.outcomes import Part, ServiceOutcome, Status
 from vosweep.protocols.base import Parsed, QueryStatus, Request, Response, check_http_status
 from vosweep.protocols.conversation import (
@@ -280,7 +286,7 @@ class Runner:
             parsed: Parsed = await run.drive(job.spec.converse(job.service, job.query, self.config))
         except ServiceError as exc:
             last = run.last
-            status = Status.TIMEOUT if isinstance(exc, ServiceTimeout) else Status.ERROR
+            status = _failure_status(exc)
             outcome = ServiceOutcome(
                 service=job.reported,
                 status=status,
@@ -390,6 +396,12 @@ class Runner:
         else:
             # The host answered (a 4xx, a rate limit): it is alive.
             breaker.record_success(now)
+
+
+def _failure_status(exc: ServiceError) -> Status:
+    if isinstance(exc, NotSupported):
+        return Status.SKIPPED  # never asked: the service said it cannot
+    return Status.TIMEOUT if isinstance(exc, ServiceTimeout) else Status.ERROR
 
 
 def _status_of(response: Response | None) -> int | None:

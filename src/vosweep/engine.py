@@ -314,6 +314,7 @@ class Engine:
         source: FanoutResult | Table,
         *,
         semantics: str | Sequence[str] = (),
+        include_narrower: bool = True,
         errors: str | ErrorPolicy | None = None,
         deadline: float | None = None,
     ) -> FanoutResult:
@@ -332,7 +333,10 @@ class Engine:
         table = source.table if isinstance(source, FanoutResult) else source
         services = datalink_services(table)
         return await self.fanout(
-            services, DatalinkQuery(semantics=semantics), errors=errors, deadline=deadline
+            services,
+            DatalinkQuery(semantics=semantics, include_narrower=include_narrower),
+            errors=errors,
+            deadline=deadline,
         )
 
     def statistics(self) -> EngineStatistics:

@@ -283,7 +283,8 @@ class ImageQuery(_Positional):
         collection, facility, instrument, dptype, target, id: SIA2 string constraints
             (each may list several values: OR-ed by the service).
         calib: Calibration levels (SIA2 CALIB).
-        fov, spatres, exptime: SIA2 numeric intervals (degrees, degrees, seconds).
+        fov, spatres, exptime: SIA2 numeric intervals (degrees, arcseconds as SIA2
+            and ObsCore's ``s_resolution`` use, seconds); angles and durations accepted.
         format: Image formats (SIA1 FORMAT, SIA2 FORMAT), e.g. ``"image/fits"``.
         intersect: SIA1 INTERSECT (COVERS, ENCLOSED, CENTER, OVERLAPS).
         verb: SIA1 VERB (0-3).
@@ -329,8 +330,8 @@ class ImageQuery(_Positional):
             data["polygon"] = _polygon(data["polygon"])
         data["band"] = _interval(data.get("band"), _metres, "band")
         data["time"] = _interval(data.get("time"), _mjd, "time")
-        for key in ("fov", "spatres"):
-            data[key] = _interval(data.get(key), _degrees, key)
+        data["fov"] = _interval(data.get("fov"), _degrees, "fov")
+        data["spatres"] = _interval(data.get("spatres"), _arcsec, "spatres")
         data["exptime"] = _interval(data.get("exptime"), _seconds, "exptime")
         for key in ("pol", "collection", "facility", "instrument", "dptype", "target", "id"):
             data[key] = _strings(data.get(key), key)
@@ -476,6 +477,13 @@ class SpectrumQuery(_Positional):
             raise UsageError("a spectrum query needs a position or another constraint")
 
 
+def _arcsec(value: Any, what: str) -> float:
+    """Arcseconds from a number (arcsec) or an angle."""
+    if hasattr(value, "unit") and hasattr(value, "to_value"):
+        return _degrees(value, what) * 3600.0
+    return _seconds(value, what)  # a plain number, checked the same way
+
+
 def _seconds(value: Any, what: str) -> float:
     if hasattr(value, "unit") and hasattr(value, "to_value"):
         try:
@@ -603,6 +611,8 @@ class DatalinkQuery(BaseModel):
     Attributes:
         semantics: Keep links with these semantics (``#preview``, ``#this``, or full
             vocabulary URIs); empty keeps every link.
+        include_narrower: Also keep the narrower terms of the DataLink core vocabulary
+            (``#preview`` keeps ``#thumbnail``), as pyvo's ``bysemantics`` does.
         ids: Dataset identifiers to send as ``ID`` parameters.
     """
 
@@ -611,6 +621,7 @@ class DatalinkQuery(BaseModel):
     default_protocol: ClassVar[Protocol] = Protocol.DATALINK
 
     semantics: tuple[str, ...] = ()
+    include_narrower: bool = True
     ids: tuple[str, ...] = ()
 
     def __init__(self, **data: Any) -> None:

@@ -29,7 +29,15 @@ if TYPE_CHECKING:
     from vosweep.config import EngineConfig
     from vosweep.protocols.conversation import Step
 
-__all__ = ["LINK_COLUMNS", "build", "converse", "datalink_services", "links_table"]
+__all__ = [
+    "LINK_COLUMNS",
+    "NARROWER",
+    "build",
+    "converse",
+    "datalink_services",
+    "links_table",
+    "widened",
+]
 
 #: The links table's columns, in DataLink 1.1 order.
 LINK_COLUMNS = (
@@ -54,6 +62,29 @@ _URL_MARKS = ("meta.ref.url", "access.reference", "vox:image_accessreference")
 _FORMAT_MARKS = ("meta.code.mime", "access.format", "vox:image_format")
 
 
+#: Narrower terms of the IVOA DataLink core vocabulary (http://www.ivoa.net/rdf/datalink/core):
+#: asking for ``#preview`` also means its ``#thumbnail``, as pyvo's ``include_narrower``.
+NARROWER: dict[str, tuple[str, ...]] = {
+    "#auxiliary": ("#weight", "#error", "#noise"),
+    "#calibration": ("#bias", "#dark", "#flat"),
+    "#preview": ("#preview-image", "#preview-plot", "#thumbnail"),
+    "#proc": ("#cutout",),
+    "#documentation": ("#detached-header",),
+}
+_CORE = "http://www.ivoa.net/rdf/datalink/core"
+
+
+def widened(semantics: tuple[str, ...]) -> tuple[str, ...]:
+    """*semantics* with the narrower core-vocabulary terms of each (full URIs understood)."""
+    out: dict[str, None] = {}
+    for term in semantics:
+        out[term] = None
+        short = term.removeprefix(_CORE) if term.startswith(_CORE + "#") else term
+        for narrower in NARROWER.get(short, ()):
+            out[narrower] = None
+    return tuple(out)
+
+
 def build(service: Service, query: object) -> Request:
     """The ``{links}`` GET for *service*, with the query's extra ``ID`` values."""
     if not isinstance(query, DatalinkQuery):
@@ -65,7 +96,8 @@ def converse(service: Service, query: object, config: EngineConfig) -> Conversat
     """Fetch the links document and keep the links of the semantics asked for."""
     request = build(service, query)
     assert isinstance(query, DatalinkQuery)  # noqa: S101 - build checked it
-    return _converse(request, query.semantics, config.limits.max_response_bytes)
+    semantics = widened(query.semantics) if query.include_narrower else query.semantics
+    return _converse(request, semantics, config.limits.max_response_bytes)
 
 
 def _converse(

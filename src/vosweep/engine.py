@@ -321,8 +321,10 @@ class Engine:
         """Fetch the DataLink documents a result points to, keeping some link semantics.
 
         Rows whose access format is DataLink's (ObsCore ``access_format``, SSA
-        ``Access.Format``) lead to their ``{links}`` documents, fetched as a fan-out
-        (same limits, retries and breakers); the merged table has one row per link::
+        ``Access.Format``) lead to their ``{links}`` documents; rows of services whose
+        answers carried a DataLink service descriptor (SSA, many TAP services) are asked
+        through it, many IDs per request. All are fetched as a fan-out (same limits,
+        retries and breakers); the merged table has one row per link::
 
             links = await engine.datalinks(result, semantics="#preview")
             for url in links.table["access_url"]: ...
@@ -330,8 +332,10 @@ class Engine:
         Raises:
             UsageError: The table has no access URL / access format columns.
         """
-        table = source.table if isinstance(source, FanoutResult) else source
-        services = datalink_services(table)
+        if isinstance(source, FanoutResult):
+            services = datalink_services(source.table, source.datalink_access)
+        else:
+            services = datalink_services(source)
         return await self.fanout(
             services,
             DatalinkQuery(semantics=semantics, include_narrower=include_narrower),

@@ -14,6 +14,8 @@ from vosweep.services import Service
 if TYPE_CHECKING:
     from astropy.table import Table
 
+    from vosweep.protocols.links import DatalinkAccess
+
 __all__ = ["Part", "ServiceOutcome", "Status"]
 
 
@@ -90,15 +92,21 @@ class Part:
         outcome: The service's outcome.
     """
 
-    __slots__ = ("_raw", "_tables", "index", "outcome")
+    __slots__ = ("_raw", "_tables", "datalink", "index", "outcome")
 
     def __init__(
-        self, index: int, outcome: ServiceOutcome, tables: list[Table | TableData] | None = None
+        self,
+        index: int,
+        outcome: ServiceOutcome,
+        tables: list[Table | TableData] | None = None,
+        datalink: tuple[DatalinkAccess, ...] = (),
     ) -> None:
         self.index = index
         self.outcome = outcome
         self._raw: list[Table | TableData] = tables or []
         self._tables: list[Table] | None = None
+        #: The answer's DataLink service descriptors (see `Engine.datalinks`).
+        self.datalink = datalink
 
     @property
     def tables(self) -> list[Table]:

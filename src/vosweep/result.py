@@ -13,6 +13,7 @@ from vosweep.aggregation import Stacker
 from vosweep.outcomes import Part, ServiceOutcome, Status, count_statuses
 
 if TYPE_CHECKING:
+    from vosweep.protocols.links import DatalinkAccess
     from vosweep.scheduling.runner import RunEnd
 
 __all__ = ["FanoutResult"]
@@ -26,6 +27,8 @@ class FanoutResult:
         complete: False when a deadline, cancellation or abort cut the fan-out short.
         reason: Why it was cut short.
         elapsed: Wall seconds the fan-out took.
+        datalink_access: DataLink service descriptors the answers carried, by service
+            access URL (what `Engine.datalinks` uses for rows without a datalink URL).
     """
 
     def __init__(
@@ -36,12 +39,14 @@ class FanoutResult:
         complete: bool,
         reason: str | None,
         elapsed: float,
+        datalink_access: dict[str, tuple[DatalinkAccess, ...]] | None = None,
     ) -> None:
         self.outcomes = outcomes
         self._stacker = stacker
         self.complete = complete
         self.reason = reason
         self.elapsed = elapsed
+        self.datalink_access = datalink_access or {}
 
     @property
     def table(self) -> Table:
@@ -142,6 +147,7 @@ class Collector:
     def __init__(self, on_part: Callable[[Part], None] | None = None) -> None:
         self._outcomes: dict[int, ServiceOutcome] = {}
         self.stacker = Stacker()
+        self.datalink: dict[str, tuple[DatalinkAccess, ...]] = {}
         self._on_part = on_part
 
     def record(self, part: Part) -> None:
@@ -150,6 +156,8 @@ class Collector:
         self._outcomes[part.index] = outcome
         if part.raw_tables and outcome.status.succeeded:
             self.stacker.add(part.raw_tables, outcome.service)
+        if part.datalink:
+            self.datalink[outcome.service.access_url] = part.datalink
         log = _log.get_logger()
         emit = log.info if outcome.status.succeeded else log.warning
         emit(
@@ -190,4 +198,5 @@ class Collector:
             complete=complete,
             reason=reason,
             elapsed=elapsed,
+            datalink_access=dict(self.datalink),
         )

@@ -274,3 +274,23 @@ class TestDatalink:
         assert len(links.outcomes) == sum(
             1 for f in result.table["access_format"] if "datalink" in str(f).lower()
         )
+
+    async def test_ssa_descriptor_links_equal_pyvo(self, sim: SimulatedVO):
+        """SSA rows reach DataLink through the answer's service descriptor, many IDs a request."""
+        target = service(sim, 3)
+        async with engine() as e:
+            result = await e.fanout([target], vosweep.SpectrumQuery((RA, DEC), diameter=1.0))
+            assert result.datalink_access, "the SSA answer carries a DataLink descriptor"
+            links = await e.datalinks(result, semantics="#this")
+        assert all(o.status.succeeded for o in links.outcomes), links.summary()
+        assert len(links.outcomes) == -(-result.rows // 50)  # IDS_PER_REQUEST IDs per request
+        found = await in_thread(SSAService(target.access_url).search, pos=(RA, DEC), diameter=1.0)
+
+        def pyvo_links() -> list[str]:
+            return sorted(
+                str(link.access_url)
+                for record in found
+                for link in record.getdatalink().bysemantics("#this")
+            )
+
+        assert sorted(str(u) for u in links.table["access_url"]) == await in_thread(pyvo_links)

@@ -281,3 +281,52 @@ class TestDatalinkSources:
     def test_no_columns(self):
         with pytest.raises(vosweep.UsageError, match="access URL and access format"):
             links.datalink_services(Table({"ra": [1.0]}))
+
+
+DESCRIPTOR_DOC = b"""<?xml version="1.0"?>
+<VOTABLE xmlns="http://www.ivoa.net/xml/VOTable/v1.3" version="1.4">
+<RESOURCE type="results"><INFO name="QUERY_STATUS" value="OK"/>
+<TABLE><FIELD name="pub_did" ID="ssa_pubDID" datatype="char" arraysize="*"/>
+<DATA><TABLEDATA><TR><TD>ivo://x/1</TD></TR></TABLEDATA></DATA></TABLE></RESOURCE>
+<RESOURCE type="meta" utype="adhoc:service">
+<PARAM name="standardID" datatype="char" arraysize="*" value="ivo://ivoa.net/std/DataLink#links-1.1"/>
+<PARAM name="accessURL" datatype="char" arraysize="*" value="http://h.test/dl"/>
+<GROUP name="inputParams">
+<PARAM name="ID" datatype="char" arraysize="*" ref="ssa_pubDID" value=""/>
+<PARAM name="RESPONSEFORMAT" datatype="char" arraysize="*" value="votable"/>
+</GROUP></RESOURCE></VOTABLE>"""
+
+
+class TestDatalinkDescriptors:
+    def test_access_from_descriptor(self):
+        (access,) = links.datalink_access(DESCRIPTOR_DOC)
+        assert access == links.DatalinkAccess(
+            "http://h.test/dl", "pub_did", (("RESPONSEFORMAT", "votable"),)
+        )
+
+    def test_no_descriptor_costs_nothing(self):
+        assert links.datalink_access(b"<VOTABLE><RESOURCE/></VOTABLE>") == ()
+
+    def test_other_standards_ignored(self):
+        soda = DESCRIPTOR_DOC.replace(b"DataLink#links-1.1", b"SODA#sync-1.0")
+        assert links.datalink_access(soda) == ()
+
+    def test_rows_batched_per_request(self):
+        access = links.DatalinkAccess("http://h.test/dl", "pub_did")
+        table = Table(
+            {
+                "pub_did": [f"ivo://x/{i}" for i in range(120)] + ["ivo://x/0"],
+                "service_url": ["http://h.test/ssa"] * 121,
+            }
+        )
+        services = links.datalink_services(table, {"http://h.test/ssa": (access,)})
+        counts = [
+            len([v for k, v in params(s.url if hasattr(s, "url") else s.access_url) if k == "ID"])
+            for s in services
+        ]
+        assert counts == [50, 50, 20]  # the repeated ID is asked once
+
+    def test_rows_of_other_services_are_left(self):
+        access = links.DatalinkAccess("http://h.test/dl", "pub_did")
+        table = Table({"pub_did": ["a"], "service_url": ["http://elsewhere.test/ssa"]})
+        assert links.datalink_services(table, {"http://h.test/ssa": (access,)}) == []

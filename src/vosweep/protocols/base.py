@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from astropy.table import Table
 
     from vosweep.protocols.fastvot._model import TableData
+    from vosweep.protocols.links import DatalinkAccess
 
 __all__ = [
     "Parsed",
@@ -106,11 +107,14 @@ class Parsed:
             astropy tables, or the fast decoder's `TableData` (astropy built on demand).
         status: OK, or OVERFLOW when the service truncated the result (rows are kept).
         message: The status message or a note on what was found (e.g. the overflow text).
+        datalink: The document's DataLink service descriptors, usable on its rows
+            (`vosweep.protocols.links.DatalinkAccess`).
     """
 
     tables: list[Table | TableData]
     status: QueryStatus = QueryStatus.OK
     message: str | None = None
+    datalink: tuple[DatalinkAccess, ...] = ()
 
     @property
     def rows(self) -> int:

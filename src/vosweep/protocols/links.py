@@ -10,11 +10,13 @@ semantics asked for.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from vosweep.errors import UsageError
+from vosweep.errors import ServiceError, UsageError
+from vosweep.protocols._xml import parse_subtrees
 from vosweep.protocols.base import Parsed, Request, Response, with_params
 from vosweep.protocols.conversation import Conversation, Send, Work
 from vosweep.protocols.datalink import Link, is_datalink_type, parse_links
@@ -30,13 +32,17 @@ if TYPE_CHECKING:
     from vosweep.protocols.conversation import Step
 
 __all__ = [
+    "IDS_PER_REQUEST",
     "LINK_COLUMNS",
     "NARROWER",
+    "DatalinkAccess",
     "build",
     "converse",
+    "datalink_access",
     "datalink_services",
     "links_table",
     "widened",
+    "with_datalink",
 ]
 
 #: The links table's columns, in DataLink 1.1 order.
@@ -72,6 +78,15 @@ NARROWER: dict[str, tuple[str, ...]] = {
     "#documentation": ("#detached-header",),
 }
 _CORE = "http://www.ivoa.net/rdf/datalink/core"
+_LINKS_STANDARD = "ivo://ivoa.net/std/datalink#links"
+
+
+def _is_meta(name: str, attrs: Any) -> bool:
+    return (
+        name == "RESOURCE"
+        and str(attrs.get("type", "")).lower() == "meta"
+        and str(attrs.get("utype", "")).lower() == "adhoc:service"
+    )
 
 
 def widened(semantics: tuple[str, ...]) -> tuple[str, ...]:
@@ -150,31 +165,145 @@ def _column(table: Table, names: tuple[str, ...], marks: tuple[str, ...]) -> str
     return None
 
 
-def datalink_services(table: Table) -> list[Service]:
-    """A DataLink service for each distinct datalink access URL of *table*'s rows.
+@dataclass(frozen=True, slots=True)
+class DatalinkAccess:
+    """A result document's DataLink service descriptor, ready to use on its rows.
+
+    Attributes:
+        access_url: The ``{links}`` endpoint.
+        column: The result column whose value is each row's ``ID`` (the FIELD the
+            descriptor's ``ID`` PARAM refers to, by name).
+        fixed: Input parameters with fixed values, sent as they are.
+    """
+
+    access_url: str
+    column: str
+    fixed: tuple[tuple[str, str], ...] = ()
+
+
+#: IDs per ``{links}`` request when a descriptor is used (DataLink takes several).
+IDS_PER_REQUEST = 50
+
+
+def datalink_access(body: bytes) -> tuple[DatalinkAccess, ...]:
+    """The DataLink descriptors of a result document (SSA, SIA2 and TAP results carry them).
+
+    Cheap when there are none: the body is only parsed when it mentions ``adhoc:service``.
+    """
+    if b"adhoc:service" not in body:
+        return ()
+    try:
+        _, elements = parse_subtrees(
+            body,
+            "VOTable",
+            lambda name, attrs: name == "FIELD" or _is_meta(name, attrs),
+            allow_doctype=True,
+        )
+    except ServiceError:
+        return ()
+    names = {
+        element.attrs["ID"]: element.attrs.get("name") or element.attrs["ID"]
+        for element in elements
+        if element.name == "FIELD" and element.attrs.get("ID")
+    }
+    found = []
+    for element in elements:
+        if element.name != "RESOURCE":
+            continue
+        params = {
+            p.attrs.get("name", "").lower(): p.attrs.get("value", "") for p in element.iter("PARAM")
+        }
+        if not params.get("standardid", "").lower().startswith(_LINKS_STANDARD):
+            continue
+        url = params.get("accessurl", "").strip()
+        column = None
+        fixed = []
+        for group in element.iter("GROUP"):
+            for param in group.walk("PARAM"):
+                name = param.attrs.get("name", "")
+                if param.attrs.get("ref"):
+                    if name.upper() == "ID":
+                        column = names.get(param.attrs["ref"], param.attrs["ref"])
+                elif param.attrs.get("value"):
+                    fixed.append((name, param.attrs["value"]))
+        if url.startswith(("http://", "https://")) and column is not None:
+            found.append(DatalinkAccess(url, column, tuple(fixed)))
+    return tuple(found)
+
+
+def with_datalink(parsed: Parsed, body: bytes) -> Parsed:
+    """*parsed* with the DataLink descriptors of *body*, if it has any."""
+    found = datalink_access(body)
+    if not found:
+        return parsed
+    return Parsed(parsed.tables, parsed.status, parsed.message, found)
+
+
+def datalink_services(
+    table: Table, access: dict[str, tuple[DatalinkAccess, ...]] | None = None
+) -> list[Service]:
+    """The DataLink requests that give the links of *table*'s rows.
 
     A row links to DataLink when its access format is the DataLink media type
-    (``application/x-votable+xml;content=datalink``); columns are found by ObsCore name,
-    then by UCD or utype (SSA's ``Access.Reference``, SIA1's ``VOX:Image_AccessReference``).
+    (``application/x-votable+xml;content=datalink``): its access URL is the request.
+    Columns are found by ObsCore name, then by UCD or utype (SSA's ``Access.Reference``,
+    SIA1's ``VOX:Image_AccessReference``). Rows of services whose results carried a
+    DataLink service descriptor (*access*, by service URL: `FanoutResult.datalink_access`)
+    are asked through it instead, `IDS_PER_REQUEST` IDs per request.
 
     Raises:
-        UsageError: The table has no access URL or access format column.
+        UsageError: Neither way leads anywhere: no access URL and format columns and no
+            descriptor.
     """
+    access = access or {}
+    urls: dict[str, None] = {}
     url_column = _column(table, _URL_NAMES, _URL_MARKS)
     format_column = _column(table, _FORMAT_NAMES, _FORMAT_MARKS)
     if url_column is None or format_column is None:
-        raise UsageError(
-            "the table has no access URL and access format columns (ObsCore access_url and "
-            "access_format, or their SSA/SIA equivalents): nothing points to DataLink"
-        )
-    seen: dict[str, None] = {}
-    for url, kind in zip(table[url_column], table[format_column], strict=True):
-        if _is_masked(url) or _is_masked(kind) or not is_datalink_type(str(kind)):
-            continue
-        text = str(url).strip()
-        if text.startswith(("http://", "https://")):
-            seen.setdefault(text)
-    return [Service(protocol=Protocol.DATALINK, access_url=url) for url in seen]
+        if not access:
+            raise UsageError(
+                "the table has no access URL and access format columns (ObsCore access_url "
+                "and access_format, or their SSA/SIA equivalents) and its services sent no "
+                "DataLink descriptor: nothing points to DataLink"
+            )
+    else:
+        for url, kind in zip(table[url_column], table[format_column], strict=True):
+            if _is_masked(url) or _is_masked(kind) or not is_datalink_type(str(kind)):
+                continue
+            text = str(url).strip()
+            if text.startswith(("http://", "https://")):
+                urls.setdefault(text)
+    services = [Service(protocol=Protocol.DATALINK, access_url=url) for url in urls]
+    services.extend(_descriptor_services(table, access, set(urls)))
+    return services
+
+
+def _descriptor_services(
+    table: Table, access: dict[str, tuple[DatalinkAccess, ...]], done: set[str]
+) -> list[Service]:
+    if not access or "service_url" not in table.colnames:
+        return []
+    ids: dict[DatalinkAccess, dict[str, None]] = {}
+    for index, service_url in enumerate(table["service_url"]):
+        for descriptor in access.get(str(service_url), ()):
+            if descriptor.column not in table.colnames:
+                continue
+            value = table[descriptor.column][index]
+            if not _is_masked(value) and str(value).strip():
+                ids.setdefault(descriptor, {})[str(value).strip()] = None
+            break
+    services = []
+    for descriptor, found in ids.items():
+        values = list(found)
+        for start in range(0, len(values), IDS_PER_REQUEST):
+            params = [
+                *descriptor.fixed,
+                *(("ID", v) for v in values[start : start + IDS_PER_REQUEST]),
+            ]
+            url = with_params(descriptor.access_url, params)
+            if url not in done:
+                services.append(Service(protocol=Protocol.DATALINK, access_url=url))
+    return services
 
 
 def _is_masked(value: object) -> bool:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from vosweep.errors import UsageError
 from vosweep.protocols.base import Parsed, Request, Response, with_params
+from vosweep.protocols.links import with_datalink
 from vosweep.protocols.votable import parse_votable
 from vosweep.queries import Cone, ImageQuery
 
@@ -125,4 +126,7 @@ def metadata_request(service: Service) -> Request:
 
 def parse(response: Response, *, max_bytes: int) -> Parsed:
     """Read an SIA answer: a VOTable with the DALI QUERY_STATUS conventions."""
-    return parse_votable(response.body, content_type=response.content_type, max_bytes=max_bytes)
+    return with_datalink(
+        parse_votable(response.body, content_type=response.content_type, max_bytes=max_bytes),
+        response.body,
+    )

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from vosweep.errors import UsageError
 from vosweep.protocols.base import Parsed, Request, Response, with_params
+from vosweep.protocols.links import with_datalink
 from vosweep.protocols.votable import parse_votable
 from vosweep.queries import Cone, SpectrumQuery
 
@@ -66,4 +67,7 @@ def build(service: Service, query: object) -> Request:
 
 def parse(response: Response, *, max_bytes: int) -> Parsed:
     """Read an SSA answer: a VOTable with QUERY_STATUS in its results RESOURCE."""
-    return parse_votable(response.body, content_type=response.content_type, max_bytes=max_bytes)
+    return with_datalink(
+        parse_votable(response.body, content_type=response.content_type, max_bytes=max_bytes),
+        response.body,
+    )

@@ -51,6 +51,7 @@ from vosweep.protocols.conversation import (
     Sleep,
     Work,
 )
+from vosweep.protocols.links import with_datalink
 from vosweep.protocols.uws import JobSummary, Phase, parse_job
 from vosweep.protocols.votable import parse_votable
 from vosweep.queries import TapQuery
@@ -154,6 +155,11 @@ def parse_sync(response: Response, *, max_bytes: int) -> Parsed:
     return parse_votable(response.body, content_type=response.content_type, max_bytes=max_bytes)
 
 
+def _parse_result(response: Response, max_bytes: int) -> Parsed:
+    """A query's result, with its DataLink descriptors (ObsCore services add them)."""
+    return with_datalink(parse_sync(response, max_bytes=max_bytes), response.body)
+
+
 def delete_requests(job_url: str) -> tuple[Request, ...]:
     """How to destroy a job: HTTP DELETE, else UWS's ``POST ACTION=DELETE`` (older servers)."""
     return (
@@ -246,6 +252,7 @@ def _converse(
     tables: list[Any] = []
     status = QueryStatus.OK
     message: str | None = None
+    datalink: tuple[Any, ...] = ()
     for batch in upload_batches(query.uploads, policy.upload_batch_rows):
         files = []
         for name, table in batch:
@@ -270,9 +277,10 @@ def _converse(
         if parsed is None:
             parsed = yield from _async(base, params, files, config)
         tables.extend(parsed.tables)
+        datalink = datalink or parsed.datalink
         if parsed.status is QueryStatus.OVERFLOW:
             status, message = QueryStatus.OVERFLOW, parsed.message
-    return Parsed(tables, status, message)
+    return Parsed(tables, status, message, datalink)
 
 
 def _sync(
@@ -282,10 +290,6 @@ def _sync(
     response = yield Send(request)
     parsed: Parsed = yield Work(_parse_result, (response, config.limits.max_response_bytes))
     return parsed
-
-
-def _parse_result(response: Response, max_bytes: int) -> Parsed:
-    return parse_sync(response, max_bytes=max_bytes)
 
 
 def _async(

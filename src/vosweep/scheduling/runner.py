@@ -265,8 +265,8 @@ class Runner:
             return Part(job.index, outcome), counts_against_host(exc), attempts
         if response is None:  # pragma: no cover - tenacity returns only after a success
             raise RuntimeError("retry loop ended without a response")
-        part = Part(job.index, _success(job, parsed, response, attempts, started), parsed.tables)
-        return part, False, attempts
+        outcome = _success(job, parsed, response, attempts, started)
+        return Part(job.index, outcome, parsed.tables, parsed.datalink), False, attempts
 
     async def _converse(
         self, job: Job, policy: ErrorPolicy, slot: Slot | None, started: float, attempts: int
@@ -307,7 +307,7 @@ class Runner:
         if run.last is None:  # pragma: no cover - a conversation always sends
             raise RuntimeError("conversation ended without a response")
         outcome = _success(job, parsed, run.last, run.attempts, started)
-        return Part(job.index, outcome, parsed.tables), False, run.attempts
+        return Part(job.index, outcome, parsed.tables, parsed.datalink), False, run.attempts
 
     async def one_off(self, service: Service, conversation: Generator[Step, Any, Any]) -> Any:
         """Run a conversation outside any fan-out (capabilities, tables, service metadata).

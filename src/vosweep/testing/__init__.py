@@ -10,6 +10,11 @@ did: how many requests it had in flight per host, how many rows it was sent.
 ``SimulatedVO(..., registry=True)`` adds a RegTAP registry (a TAP service answering real
 ADQL over a `SyntheticRegistry` that also lists the fleet's services), with variants
 chosen by `RegistryProfile`; it needs the ``sim`` extra (``pip install 'vosweep[sim]'``).
+
+``Protocol.TAP`` services of the fleet are TAP 1.1 services (sync, UWS 1.1 jobs, uploads,
+VOSI) over ObsCore, EPN-TAP and catalogue tables, shaped by their `TapProfile`; they
+count their jobs, so that ``sim.jobs_alive()`` proves a client deleted what it created.
+They need the ``sim`` extra too.
 """
 
 from __future__ import annotations
@@ -18,8 +23,12 @@ from vosweep.scheduling.retry import no_backoff as no_backoff
 from vosweep.testing._process import SimProcess as SimProcess
 from vosweep.testing._profiles import DEFAULT_MIX as DEFAULT_MIX
 from vosweep.testing._profiles import Behaviour as Behaviour
+from vosweep.testing._profiles import CapabilitiesState as CapabilitiesState
+from vosweep.testing._profiles import JobOutcome as JobOutcome
 from vosweep.testing._profiles import ServiceProfile as ServiceProfile
 from vosweep.testing._profiles import ServiceSpec as ServiceSpec
+from vosweep.testing._profiles import TapProfile as TapProfile
+from vosweep.testing._profiles import TapTable as TapTable
 from vosweep.testing._profiles import build_fleet as build_fleet
 from vosweep.testing._profiles import override_fleet as override_fleet
 from vosweep.testing._registry import NamedResource as NamedResource
@@ -40,7 +49,9 @@ from vosweep.testing._stats import SimStats as SimStats
 __all__ = [
     "DEFAULT_MIX",
     "Behaviour",
+    "CapabilitiesState",
     "HostStats",
+    "JobOutcome",
     "NamedResource",
     "RegistryProfile",
     "RegistryStats",
@@ -55,6 +66,8 @@ __all__ = [
     "SimStats",
     "SimulatedVO",
     "SyntheticRegistry",
+    "TapProfile",
+    "TapTable",
     "build_fleet",
     "build_registry",
     "expected_rows",

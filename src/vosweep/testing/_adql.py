@@ -139,6 +139,7 @@ class ColumnDef:
         ucd: UCD, if any.
         xtype: DALI xtype (``timestamp``, ``moc``...), if any.
         primary: Whether it belongs to the table's key (VOSI ``flag``).
+        utype: Its data-model utype (ObsCore's ``obscore:Access.Reference``...), if any.
     """
 
     name: str
@@ -148,6 +149,7 @@ class ColumnDef:
     ucd: str | None = None
     xtype: str | None = None
     primary: bool = False
+    utype: str | None = None
 
     def __post_init__(self) -> None:
         if self.datatype not in _SQL_TYPES:
@@ -196,6 +198,7 @@ class ResultColumn:
     unit: str | None = None
     ucd: str | None = None
     description: str = ""
+    utype: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,11 +227,20 @@ class AdqlFeatures:
         geometry: POINT, CIRCLE, POLYGON, MOC, CONTAINS, INTERSECTS, DISTANCE, COORD1/2.
         three_part_columns: Column references with a schema (``rr.res_subject.res_subject``).
             Some registries reject them, which breaks pyvo's OR-form of freetext queries.
+        cast: ``CAST`` (TAPRegExt ``features-adql-type``).
+        string: ``LOWER``, ``UPPER`` and ``ILIKE`` (TAPRegExt ``features-adql-string``):
+            ADQL 2.1 additions that ADQL 2.0 services lack.
     """
 
     sets: bool = True
     geometry: bool = True
     three_part_columns: bool = True
+    cast: bool = True
+    string: bool = True
+
+    def offers(self, function: _Function) -> bool:
+        """Whether a query may call *function* here."""
+        return (self.geometry or not function.geometry) and (self.string or not function.string)
 
 
 # -- string functions (RegTAP user-defined functions, in Python) -------------------------
@@ -912,6 +924,7 @@ class _Function:
     xtype: str | None = None
     geometry: bool = False
     deterministic: bool = True
+    string: bool = False  # an ADQL 2.1 string function (features-adql-string)
 
 
 def _functions() -> dict[str, _Function]:
@@ -945,8 +958,8 @@ def _functions() -> dict[str, _Function]:
     table |= {
         "PI": _Function(lambda: math.pi, (0,), "double"),
         "RAND": _Function(_rand, (0, 1), "double", deterministic=False),
-        "LOWER": _Function(_case("LOWER", str.lower), (1,)),
-        "UPPER": _Function(_case("UPPER", str.upper), (1,)),
+        "LOWER": _Function(_case("LOWER", str.lower), (1,), string=True),
+        "UPPER": _Function(_case("UPPER", str.upper), (1,), string=True),
         "COALESCE": _Function(None, ()),
         "IVO_HASWORD": _Function(hasword, (2,), "int"),
         "IVO_NOCASEMATCH": _Function(nocasematch, (2,), "int"),
@@ -1040,10 +1053,13 @@ class Translation:
         sql: The SQLite statement.
         projections: One entry per output column, or None when a ``*`` makes the
             count unknown before the query runs.
+        tables: The served tables the query reads, in order of appearance: their
+            columns' metadata wins over same-named columns of other tables.
     """
 
     sql: str
     projections: tuple[_Projection, ...] | None
+    tables: tuple[TableDef, ...] = ()
 
 
 def _syntax_error(exc: Exception) -> AdqlError:
@@ -1120,6 +1136,10 @@ class _Checker:
             if isinstance(node, (exp.Union, exp.Intersect, exp.Except)) and not self.features.sets:
                 kind = node.key.upper()
                 raise AdqlError(f"{kind} is not supported by this service (no ADQL set operations)")
+            if isinstance(node, exp.ILike) and not self.features.string:
+                raise AdqlError("ILIKE is not supported by this service (ADQL 2.0)")
+            if isinstance(node, exp.Cast) and not self.features.cast:
+                raise AdqlError("CAST is not supported by this service")
             if isinstance(node, exp.Anonymous):
                 self._check_function(node)
             elif isinstance(node, (exp.Min, exp.Max)) and node.expressions:
@@ -1139,7 +1159,7 @@ class _Checker:
                 raise AdqlError(f"{name} takes 2 arguments, not {count}")
             return
         function = FUNCTIONS.get(name)
-        if function is None or (function.geometry and not self.features.geometry):
+        if function is None or not self.features.offers(function):
             raise AdqlError(f"unknown function {name}")
         if function.arities and count not in function.arities:
             expected = " or ".join(map(str, function.arities))
@@ -1279,11 +1299,27 @@ def translate(
     names = frozenset(c.name for table in catalog.values() for c in table.columns)
     try:
         _Checker(catalog, names, features).check(tree)
+        tables = _read_tables(tree, catalog)
         tree = _rewrite(tree)
         sql = tree.sql(dialect="sqlite")
     except RecursionError:
         raise AdqlError("query too deeply nested") from None
-    return Translation(sql=sql, projections=_projections(tree))
+    return Translation(sql=sql, projections=_projections(tree), tables=tables)
+
+
+def _read_tables(
+    tree: exp.Expr, catalog: Mapping[tuple[str, str], TableDef]
+) -> tuple[TableDef, ...]:
+    """The served tables a checked query names (common table expressions left out)."""
+    from sqlglot import exp  # noqa: PLC0415
+
+    found: dict[str, TableDef] = {}
+    for node in tree.find_all(exp.Table):
+        name, schema = node.name.lower(), node.db.lower()
+        matches = [t for (s, n), t in catalog.items() if n == name and schema in {"", s}]
+        if matches:
+            found.setdefault(matches[0].qualified_name, matches[0])
+    return tuple(found.values())
 
 
 # -- the database --------------------------------------------------------------------------
@@ -1295,6 +1331,35 @@ class _State:
 
     deadline: float = math.inf
     error: AdqlError | None = None
+    cancel: threading.Event | None = None
+
+    def stop(self) -> int:
+        """The progress handler: non-zero interrupts the query (out of time, or cancelled)."""
+        return int(
+            time.monotonic() > self.deadline or (self.cancel is not None and self.cancel.is_set())
+        )
+
+
+#: The schema uploaded tables live in (TAP's ``TAP_UPLOAD.name``).
+UPLOAD_SCHEMA = "tap_upload"
+
+
+@dataclass(frozen=True, slots=True)
+class UploadedTable:
+    """A table a client sent with its query (TAP ``UPLOAD``), queryable for that query only.
+
+    Attributes:
+        table: Its metadata; the schema is `UPLOAD_SCHEMA`.
+        rows: Its rows, values in column order.
+    """
+
+    table: TableDef
+    rows: Sequence[Sequence[object]]
+
+
+def _quote(identifier: str) -> str:
+    """An SQL delimited identifier (uploaded column names may be anything)."""
+    return '"' + identifier.replace('"', '""') + '"'
 
 
 def _wrap(state: _State, name: str, impl: Callable[..., Any]) -> Callable[..., Any]:
@@ -1358,6 +1423,7 @@ def _authorizer(functions: frozenset[str]) -> Callable[..., int]:
 class _Connection:
     db: sqlite3.Connection
     state: _State
+    authorizer: Callable[..., int]
 
 
 class AdqlDatabase:
@@ -1397,9 +1463,7 @@ class AdqlDatabase:
             for column in table.columns:
                 self._types.setdefault(column.name, column)
         self._functions = {
-            name: function
-            for name, function in FUNCTIONS.items()
-            if features.geometry or not function.geometry
+            name: function for name, function in FUNCTIONS.items() if features.offers(function)
         }
         images = self._build(rows)
         self._pool: queue.SimpleQueue[_Connection] = queue.SimpleQueue()
@@ -1461,29 +1525,91 @@ class AdqlDatabase:
             db.create_aggregate(name.lower(), 2, _string_agg(state))
         db.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, MAX_STRING_BYTES)
         db.setlimit(sqlite3.SQLITE_LIMIT_SQL_LENGTH, 4 * MAX_QUERY_CHARS)
-        db.setlimit(sqlite3.SQLITE_LIMIT_ATTACHED, len(images))
+        if UPLOAD_SCHEMA not in images:  # empty until a query brings tables along
+            db.execute(f"ATTACH DATABASE ':memory:' AS {UPLOAD_SCHEMA}")
+        db.setlimit(sqlite3.SQLITE_LIMIT_ATTACHED, len(images) + 1)
         allowed = frozenset(name.lower() for name in [*self._functions, *AGGREGATES])
-        db.set_authorizer(_authorizer(allowed | _SQLITE_BUILTINS))
-        db.set_progress_handler(lambda: int(time.monotonic() > state.deadline), _PROGRESS_STEPS)
-        return _Connection(db, state)
+        authorizer = _authorizer(allowed | _SQLITE_BUILTINS)
+        db.set_authorizer(authorizer)
+        db.set_progress_handler(state.stop, _PROGRESS_STEPS)
+        return _Connection(db, state, authorizer)
 
-    def translate(self, adql: str) -> Translation:
+    @staticmethod
+    def _writing(connection: _Connection, statements: Callable[[sqlite3.Connection], None]) -> None:
+        """Run *statements* with writes allowed (loading and dropping uploaded tables)."""
+        db = connection.db
+        db.set_authorizer(None)
+        db.execute("PRAGMA query_only = OFF")
+        try:
+            statements(db)
+        finally:
+            db.execute("PRAGMA query_only = ON")
+            db.set_authorizer(connection.authorizer)
+
+    def _load(self, connection: _Connection, uploads: Sequence[UploadedTable]) -> None:
+        def load(db: sqlite3.Connection) -> None:
+            for upload in uploads:
+                table = upload.table
+                name = f"{UPLOAD_SCHEMA}.{_quote(table.name)}"
+                columns = ", ".join(
+                    f"{_quote(c.name)} {_SQL_TYPES[c.datatype]}" for c in table.columns
+                )
+                db.execute(f"CREATE TABLE {name} ({columns})")
+                marks = ", ".join("?" * len(table.columns))
+                db.executemany(f"INSERT INTO {name} VALUES ({marks})", upload.rows)  # noqa: S608
+
+        self._writing(connection, load)
+
+    def _unload(self, connection: _Connection, uploads: Sequence[UploadedTable]) -> None:
+        def unload(db: sqlite3.Connection) -> None:
+            for upload in uploads:
+                db.execute(f"DROP TABLE IF EXISTS {UPLOAD_SCHEMA}.{_quote(upload.table.name)}")
+
+        self._writing(connection, unload)
+
+    def translate(self, adql: str, uploads: Sequence[UploadedTable] = ()) -> Translation:
         """Check *adql* against this database's tables and features; see `translate`."""
-        return translate(adql, self.catalog, self.features)
+        catalog = self.catalog
+        if uploads:
+            catalog = {**catalog}
+            for upload in uploads:
+                table = upload.table
+                if table.schema.lower() != UPLOAD_SCHEMA:
+                    raise AdqlError(f"uploaded tables live in {UPLOAD_SCHEMA}, not {table.schema}")
+                catalog[UPLOAD_SCHEMA, table.name.lower()] = table
+        return translate(adql, catalog, self.features)
 
-    def execute(self, adql: str, *, maxrec: int) -> QueryResult:
+    def execute(
+        self,
+        adql: str,
+        *,
+        maxrec: int,
+        uploads: Sequence[UploadedTable] = (),
+        cancel: threading.Event | None = None,
+    ) -> QueryResult:
         """Run *adql*, returning at most *maxrec* rows. Blocking: call it in a worker thread.
 
+        Args:
+            adql: The query.
+            maxrec: Most rows to return; more make the result overflow.
+            uploads: Tables sent with the query, readable as ``TAP_UPLOAD.name`` by this
+                query only (they are dropped before the connection serves another).
+            cancel: Setting this event stops the query (its client went away, or its
+                job was deleted).
+
         Raises:
-            AdqlError: When the query is wrong, unsupported or fails.
+            AdqlError: When the query is wrong, unsupported, fails or is cancelled.
             QueryTimeout: When it runs longer than the timeout.
         """
-        translation = self.translate(adql)
+        translation = self.translate(adql, uploads)
         connection = self._acquire()
         state = connection.state
         state.error = None
+        state.cancel = cancel
         state.deadline = time.monotonic() + self.timeout
         try:
+            if uploads:
+                self._load(connection, uploads)
             cursor = connection.db.execute(translation.sql)
             names = [d[0] for d in cursor.description or ()]
             if maxrec > 0:
@@ -1497,8 +1623,16 @@ class AdqlDatabase:
             raise self._error(state, exc) from None
         finally:
             state.deadline = math.inf
-            self._release(connection)
-        columns = self._columns(names, translation.projections, rows)
+            cancelled = state.cancel is not None and state.cancel.is_set()
+            state.cancel = None
+            try:
+                if uploads:
+                    self._unload(connection, uploads)
+            finally:
+                self._release(connection)
+        if cancelled:
+            raise AdqlError("the query was cancelled")
+        columns = self._columns(names, translation.projections, rows, translation.tables)
         return QueryResult(columns=columns, rows=rows, overflow=overflow, sql=translation.sql)
 
     def _acquire(self) -> _Connection:
@@ -1523,6 +1657,8 @@ class AdqlDatabase:
         if message == "interrupted":
             if self._closed:
                 return AdqlError("the service is shutting down")
+            if state.cancel is not None and state.cancel.is_set():
+                return AdqlError("the query was cancelled")
             return QueryTimeout(f"query stopped after the time limit of {self.timeout:g} s")
         if message.startswith("no such column: "):
             return AdqlError(f"unknown column {message.removeprefix('no such column: ')}")
@@ -1539,18 +1675,24 @@ class AdqlDatabase:
         names: Sequence[str],
         projections: tuple[_Projection, ...] | None,
         rows: Sequence[tuple[object, ...]],
+        tables: Sequence[TableDef] = (),
     ) -> tuple[ResultColumn, ...]:
         if projections is not None and len(projections) != len(names):
             projections = None
+        read: dict[str, ColumnDef] = {}
+        for table in tables:
+            for column in table.columns:
+                read.setdefault(column.name.lower(), column)
+        types = {**self._types, **read} if read else self._types
         columns = []
         for index, name in enumerate(names):
             projection = projections[index] if projections is not None else None
             source: ColumnDef | None = None
             function: _Function | None = None
             if projection is None:
-                source = self._types.get(name.lower())
+                source = types.get(name.lower())
             elif projection.kind == "column":
-                source = self._types.get(projection.name)
+                source = types.get(projection.name)
             elif projection.kind == "function":
                 function = self._functions.get(projection.name)
             if source is not None:
@@ -1563,6 +1705,7 @@ class AdqlDatabase:
                         unit=source.unit,
                         ucd=source.ucd,
                         description=source.description,
+                        utype=source.utype,
                     )
                 )
                 continue

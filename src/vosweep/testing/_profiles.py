@@ -12,10 +12,10 @@ import math
 from collections.abc import Mapping, Sequence
 from enum import StrEnum
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from vosweep.errors import UsageError
 from vosweep.services import Protocol
@@ -24,9 +24,13 @@ from vosweep.testing._votables import EXTRA_COLUMNS
 __all__ = [
     "DEFAULT_MIX",
     "Behaviour",
+    "CapabilitiesState",
+    "JobOutcome",
     "ProfileChange",
     "ServiceProfile",
     "ServiceSpec",
+    "TapProfile",
+    "TapTable",
     "build_fleet",
     "host_shares",
     "override_fleet",
@@ -101,6 +105,112 @@ _DELIVERING = frozenset(
 )
 
 
+class TapTable(StrEnum):
+    """The data tables a simulated TAP service may hold (TAP_SCHEMA is always there)."""
+
+    #: ``ivoa.obscore``: ObsCore 1.1 observations.
+    OBSCORE = "obscore"
+    #: ``planets.epn_core``: an EPN-TAP 2.0 table of planetary observations.
+    EPNTAP = "epntap"
+    #: ``cat.sources``: a source catalogue with UCD-annotated positions and magnitudes.
+    CATALOGUE = "catalogue"
+
+
+class JobOutcome(StrEnum):
+    """How a simulated TAP service's UWS jobs end, once started."""
+
+    #: The query runs; the job ends COMPLETED (or ERROR when the ADQL is wrong).
+    OK = "ok"
+    #: After ``execution_time`` the job ends in ERROR with ``error_message``.
+    ERROR = "error"
+    #: The job stays EXECUTING (until its execution duration or ``max_hang``: ABORTED).
+    STALL = "stall"
+    #: The job never leaves QUEUED (until ``max_hang``: ERROR).
+    QUEUED = "queued"
+
+
+class CapabilitiesState(StrEnum):
+    """What ``{base}/capabilities`` answers (real services miss or break it)."""
+
+    OK = "ok"
+    #: HTTP 404.
+    MISSING = "missing"
+    #: HTTP 200 with XML that breaks off.
+    BROKEN = "broken"
+
+
+class TapProfile(BaseModel, frozen=True, extra="forbid"):
+    """What a simulated TAP service holds, offers and how its UWS jobs run; times in seconds.
+
+    Attributes:
+        tables: The data tables it holds (rows seeded from the fleet seed and the
+            service index).
+        union: ADQL set operations (UNION, EXCEPT, INTERSECT).
+        cast: ADQL ``CAST``.
+        string: ADQL 2.1 ``LOWER``, ``UPPER`` and ``ILIKE``.
+        geometry: ADQL geometry functions (POINT, CIRCLE, CONTAINS...).
+        binary2: Whether BINARY2 VOTables are offered (TABLEDATA and CSV always are).
+        uploads: Whether ``UPLOAD`` (inline tables, ``TAP_UPLOAD.name``) is accepted.
+        upload_limit: The most rows one uploaded table may have.
+        maxrec_default: Rows returned when the client sends no MAXREC.
+        maxrec_hard: Most rows ever returned, whatever MAXREC says.
+        query_timeout: How long one ADQL query may run on the database.
+        capabilities: Whether ``{base}/capabilities`` works, is missing or is broken.
+        queue_delay: Time a started job spends QUEUED before EXECUTING.
+        execution_time: Time a job spends EXECUTING before its outcome.
+        outcome: How jobs end (`JobOutcome`).
+        error_message: The errorSummary of jobs whose outcome is ``error``.
+        execution_duration: The run time limit of a job (UWS ``executionDuration``,
+            whole seconds, 0 for none): the default and the most a client may ask for.
+            A job running longer ends in *limit_phase*.
+        limit_phase: ``ERROR`` or ``ABORTED``: where a job over its limit ends.
+        blocking_wait: Whether UWS 1.1 blocking ``WAIT`` is honoured (else job
+            documents come back at once, as UWS 1.0 services do).
+        max_wait: The longest one blocking ``WAIT`` is held.
+        run_on_create: Whether ``PHASE=RUN`` sent with the job creation starts the job;
+            some services ignore it and wait for ``PHASE=RUN`` on ``{job}/phase``.
+        retention: Seconds from creation to a job's destruction (long, so that tests see
+            jobs a client leaves behind).
+        utc_offset: Minutes east of UTC of the job timestamps (``+0800`` at CASDA); 0
+            writes ``Z``.
+        inline_job_list: Whether the job list carries whole ``uws:job`` elements instead
+            of ``uws:jobref`` (as ESA's TAP+ does).
+    """
+
+    tables: tuple[TapTable, ...] = (TapTable.OBSCORE, TapTable.EPNTAP, TapTable.CATALOGUE)
+    union: bool = True
+    cast: bool = True
+    string: bool = True
+    geometry: bool = True
+    binary2: bool = True
+    uploads: bool = True
+    upload_limit: int = Field(default=10_000, ge=0)
+    maxrec_default: int = Field(default=1000, ge=0)
+    maxrec_hard: int = Field(default=10_000, ge=0)
+    query_timeout: float = Field(default=10.0, gt=0.0)
+    capabilities: CapabilitiesState = CapabilitiesState.OK
+    queue_delay: float = Field(default=0.0, ge=0.0)
+    execution_time: float = Field(default=0.05, ge=0.0)
+    outcome: JobOutcome = JobOutcome.OK
+    error_message: str = "query timed out on the server"
+    execution_duration: int = Field(default=3600, ge=0)
+    limit_phase: Literal["ERROR", "ABORTED"] = "ERROR"
+    blocking_wait: bool = True
+    max_wait: float = Field(default=60.0, ge=0.0)
+    run_on_create: bool = True
+    retention: float = Field(default=7 * 86_400.0, gt=0.0)
+    utc_offset: int = Field(default=0, ge=-24 * 60, le=24 * 60)
+    inline_job_list: bool = False
+
+    @model_validator(mode="after")
+    def _check(self) -> TapProfile:
+        if self.maxrec_default > self.maxrec_hard:
+            raise ValueError("maxrec_default must not exceed maxrec_hard")
+        if len(set(self.tables)) != len(self.tables):
+            raise ValueError(f"duplicate tables in {self.tables}")
+        return self
+
+
 class ServiceProfile(BaseModel, frozen=True, extra="forbid"):
     """How one simulated service behaves; every time is in seconds.
 
@@ -123,6 +233,7 @@ class ServiceProfile(BaseModel, frozen=True, extra="forbid"):
             wait in the simulator is bounded.
         extra_columns: Names from `EXTRA_COLUMNS` appended to the table, so that schemas
             differ across services.
+        tap: What a TAP service holds and offers, and how its jobs run (TAP services only).
     """
 
     behaviour: Behaviour = Behaviour.OK
@@ -135,6 +246,7 @@ class ServiceProfile(BaseModel, frozen=True, extra="forbid"):
     size_bytes: int = Field(default=300 * 2**20, ge=0)
     max_hang: float = Field(default=600.0, gt=0.0)
     extra_columns: tuple[str, ...] = ()
+    tap: TapProfile = TapProfile()
 
     @field_validator("extra_columns")
     @classmethod

@@ -56,6 +56,8 @@ from vosweep.errors import UsageError
 from vosweep.services import STANDARD_IDS
 from vosweep.services import Protocol as VOProtocol
 from vosweep.testing._adql import ColumnDef, TableDef, geometry_moc
+from vosweep.testing._profiles import TapTable
+from vosweep.testing._tapdata import EPNTAP_UTYPE, OBSCORE_MODEL, OBSCORE_UTYPE, data_tables
 from vosweep.testing._votables import BASE_COLUMNS, CONFLICTING_ID_COLUMN, EXTRA_COLUMNS
 
 if TYPE_CHECKING:
@@ -953,9 +955,6 @@ _EPN_COLUMNS: tuple[_ColumnSpec, ...] = (
     ("service_title", "char", "meta.title", None, "Service title"),
 )
 
-OBSCORE_UTYPE = "ivo://ivoa.net/std/obscore#table-1.1"
-OBSCORE_MODEL = "ivo://ivoa.net/std/obscore#core-1.1"
-EPNTAP_UTYPE = "ivo://ivoa.net/std/epntap#table-2.0"
 EPNCORE_LEGACY_UTYPE = "ivo://vopdc.obspm/std/epncore#schema-2.0"
 REGTAP_MODEL = "ivo://ivoa.net/std/RegTAP#1.1"
 DATAMODEL_XPATH = "/capability/dataModel/@ivo-id"
@@ -1057,6 +1056,56 @@ def _ssa(url: str) -> Capability:
         "ssa:simplespectralaccess",
         (Interface(url, std_version="1.1", query_type="get", result_type=_VOTABLE),),
         details=(("/capability/dataSource", "survey"), ("/capability/creationType", "archival")),
+    )
+
+
+def _fleet_tap(service: ServedService) -> Resource:
+    """The record of a fleet TAP service: its real tables, ObsCore declared as a data model."""
+    spec = service.spec
+    held = data_tables(spec.profile.tap)
+    schemas: dict[str, list[Table]] = {}
+    for table in held:
+        schemas.setdefault(table.schema, []).append(
+            Table(
+                name=table.qualified_name,
+                columns=tuple(
+                    Column(
+                        name=c.name,
+                        datatype=c.datatype,
+                        ucd=c.ucd,
+                        unit=c.unit,
+                        description=c.description,
+                        utype=c.utype,
+                        arraysize=c.arraysize,
+                    )
+                    for c in table.columns
+                ),
+                description=table.description,
+                utype=table.utype,
+            )
+        )
+    models = (OBSCORE_MODEL,) if TapTable.OBSCORE in spec.profile.tap.tables else ()
+    return Resource(
+        ivoid=spec.ivoid.lower(),
+        res_type="vs:catalogservice",
+        short_name=spec.name,
+        title=f"Simulated TAP service {spec.name}",
+        description=(
+            f"A TAP service of the simulated VO fleet (host {spec.host_index}): "
+            f"{', '.join(t.qualified_name for t in held) or 'no data tables'}."
+        ),
+        content_types=("catalog", "survey"),
+        wavebands=("optical",),
+        subjects=("stars", "planets", "simulated-data"),
+        roles=(
+            Role("Simulated VO team", "creator"),
+            Role("vosweep help desk", "contact", email="help@sim.vosweep.test"),
+        ),
+        capabilities=(_tap(service.url, models=models), *_vosi(service.url)),
+        schemas=tuple(Schema(name, tuple(tables)) for name, tables in schemas.items()),
+        coverage=ALL_SKY,
+        footprint=(),
+        spectral=(BAND_ENERGIES["optical"],),
     )
 
 
@@ -1476,10 +1525,11 @@ class _Builder:
         for service in services:
             spec = service.spec
             protocol = VOProtocol(spec.protocol)
+            if protocol is VOProtocol.TAP:
+                resources.append(_fleet_tap(service))
+                continue
             if protocol is VOProtocol.SCS:
                 capability = _scs(service.url)
-            elif protocol is VOProtocol.TAP:
-                capability = _tap(service.url)
             else:
                 makers = {VOProtocol.SIA: _sia, VOProtocol.SIA2: _sia2, VOProtocol.SSA: _ssa}
                 capability = makers[protocol](service.url)

@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import collections
 import functools
-import re
-import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -35,13 +33,11 @@ from aiohttp import web
 from pydantic import BaseModel, Field, model_validator
 
 from vosweep.errors import UsageError
+from vosweep.testing import _tapdocs as tapdocs
 from vosweep.testing._adql import (
     AdqlDatabase,
     AdqlError,
     AdqlFeatures,
-    ColumnDef,
-    QueryResult,
-    ResultColumn,
     TableDef,
     require_sim_extra,
 )
@@ -54,7 +50,16 @@ from vosweep.testing._registry import (
     build_registry,
     rr_tables,
 )
-from vosweep.testing._votables import escape_attr, escape_text, html_error_page
+from vosweep.testing._tapdocs import (
+    VOTABLE_TYPE,
+    TapCapability,
+    error_votable,
+    result_votable,
+    table_xml,
+    tap_schema_rows,
+    tap_schema_tables,
+)
+from vosweep.testing._votables import html_error_page
 
 if TYPE_CHECKING:
     from vosweep.testing._profiles import ServiceSpec
@@ -82,8 +87,6 @@ REGISTRY_BEHAVIOURS = frozenset(
         Behaviour.RESET,
     }
 )
-#: Media type of every VOTable the registry sends.
-VOTABLE_TYPE = "application/x-votable+xml"
 #: Values of RESPONSEFORMAT / FORMAT that mean "the VOTable we send".
 _FORMATS = frozenset(
     {
@@ -98,12 +101,6 @@ _FORMATS = frozenset(
 _LANGS = frozenset({"ADQL", "ADQL-2.0", "ADQL-2.1"})
 #: How many recent queries each endpoint remembers (for tests and debugging).
 _RECENT = 200
-_XML_DECL = '<?xml version="1.0" encoding="UTF-8"?>\n'
-_VOTABLE_OPEN = (
-    '<VOTABLE version="1.4" xmlns="http://www.ivoa.net/xml/VOTable/v1.3"'
-    ' xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">\n'
-)
-_ILLEGAL_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
 class RegistryProfile(BaseModel, frozen=True, extra="forbid"):
@@ -186,217 +183,7 @@ class RegistryStats(BaseModel, frozen=True, extra="forbid"):
     recent_queries: tuple[str, ...]
 
 
-# -- TAP_SCHEMA ----------------------------------------------------------------------------
-
-
-def tap_schema_tables() -> tuple[TableDef, ...]:
-    """The TAP_SCHEMA tables every TAP service describes its tables in."""
-
-    def c(name: str, datatype: str = "char", description: str = "") -> ColumnDef:
-        return ColumnDef(name, datatype, description)
-
-    return (
-        TableDef(
-            "tap_schema",
-            "schemas",
-            "Schemas of this service",
-            (c("schema_name"), c("utype"), c("description"), c("schema_index", "int")),
-        ),
-        TableDef(
-            "tap_schema",
-            "tables",
-            "Tables of this service",
-            (
-                c("schema_name"),
-                c("table_name"),
-                c("table_type"),
-                c("utype"),
-                c("description"),
-                c("table_index", "int"),
-            ),
-        ),
-        TableDef(
-            "tap_schema",
-            "columns",
-            "Columns of the tables of this service",
-            (
-                c("table_name"),
-                c("column_name"),
-                c("utype"),
-                c("ucd"),
-                c("unit"),
-                c("description"),
-                c("datatype"),
-                c("arraysize"),
-                c("xtype"),
-                c("principal", "int"),
-                c("indexed", "int"),
-                c("std", "int"),
-                c("column_index", "int"),
-            ),
-        ),
-        TableDef(
-            "tap_schema",
-            "keys",
-            "Foreign keys between tables",
-            (c("key_id"), c("from_table"), c("target_table"), c("utype"), c("description")),
-        ),
-        TableDef(
-            "tap_schema",
-            "key_columns",
-            "Columns of the foreign keys",
-            (c("key_id"), c("from_column"), c("target_column")),
-        ),
-    )
-
-
-def tap_schema_rows(tables: Sequence[TableDef]) -> dict[str, list[tuple[object, ...]]]:
-    """TAP_SCHEMA rows describing *tables* (TAP_SCHEMA itself included by the caller)."""
-    schemas = sorted({t.schema for t in tables})
-    rows: dict[str, list[tuple[object, ...]]] = {
-        "tap_schema.schemas": [
-            (name, REGTAP_MODEL if name == "rr" else None, f"The {name} schema", index)
-            for index, name in enumerate(schemas)
-        ],
-        "tap_schema.tables": [
-            (t.schema, t.qualified_name, "table", t.utype, t.description, index)
-            for index, t in enumerate(tables)
-        ],
-        "tap_schema.columns": [
-            (
-                t.qualified_name,
-                c.name,
-                None,
-                c.ucd,
-                c.unit,
-                c.description,
-                c.datatype,
-                c.arraysize,
-                c.xtype,
-                1,
-                int(c.primary),
-                0,
-                index,
-            )
-            for t in tables
-            for index, c in enumerate(t.columns)
-        ],
-        "tap_schema.keys": [],
-        "tap_schema.key_columns": [],
-    }
-    return rows
-
-
 # -- documents -----------------------------------------------------------------------------
-
-
-def _clean(text: str) -> str:
-    """Replace characters XML 1.0 cannot carry (a query may contain anything)."""
-    return _ILLEGAL_XML.sub("\ufffd", text)
-
-
-def _info(name: str, value: str, content: str | None = None) -> str:
-    value = escape_attr(_clean(value))
-    if content is None:
-        return f'<INFO name="{name}" value="{value}"/>\n'
-    return f'<INFO name="{name}" value="{value}">{escape_text(_clean(content))}</INFO>\n'
-
-
-def _field(column: ResultColumn, name: str) -> str:
-    attrs = [f'name="{escape_attr(_clean(name))}"', f'datatype="{column.datatype}"']
-    if column.arraysize is not None:
-        attrs.append(f'arraysize="{column.arraysize}"')
-    for key, value in (("xtype", column.xtype), ("unit", column.unit), ("ucd", column.ucd)):
-        if value:
-            attrs.append(f'{key}="{escape_attr(value)}"')
-    description = (
-        f"<DESCRIPTION>{escape_text(column.description)}</DESCRIPTION>"
-        if column.description
-        else ""
-    )
-    return f"<FIELD {' '.join(attrs)}>{description}</FIELD>\n"
-
-
-def _cell_formatter(datatype: str) -> Callable[[object], str]:
-    if datatype in {"short", "int", "long"}:
-
-        def integer(value: object) -> str:
-            if isinstance(value, bool) or value is None:
-                return ""
-            if isinstance(value, int):
-                return str(value)
-            if isinstance(value, float) and value.is_integer():
-                return str(int(value))
-            return ""
-
-        return integer
-    if datatype in {"float", "double"}:
-
-        def real(value: object) -> str:
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                return ""
-            number = float(value)
-            if number != number:  # noqa: PLR0124 -- NaN check without importing math
-                return "NaN"
-            if number in {float("inf"), float("-inf")}:
-                return "+Inf" if number > 0 else "-Inf"
-            return repr(number)
-
-        return real
-
-    def text(value: object) -> str:
-        return "" if value is None else escape_text(_clean(str(value)))
-
-    return text
-
-
-def _unique_names(columns: Sequence[ResultColumn]) -> list[str]:
-    """Field names, made unique (``ivoid``, ``ivoid_2``): astropy renames duplicates anyway."""
-    seen: dict[str, int] = {}
-    names = []
-    for column in columns:
-        count = seen.get(column.name, 0) + 1
-        seen[column.name] = count
-        names.append(column.name if count == 1 else f"{column.name}_{count}")
-    return names
-
-
-def result_votable(result: QueryResult, *, query: str, maxrec: int) -> bytes:
-    """The TAP answer for *result*: one TABLEDATA table, OVERFLOW after it when cut."""
-    names = _unique_names(result.columns)
-    formatters = [_cell_formatter(column.datatype) for column in result.columns]
-    parts = [
-        _XML_DECL,
-        _VOTABLE_OPEN,
-        '<RESOURCE type="results">\n',
-        _info("QUERY_STATUS", "OK"),
-        _info("query", query),
-        _info("server_software", "vosweep simulated RegTAP"),
-        _info("request_date", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())),
-        '<TABLE name="result">\n',
-        *(_field(column, name) for column, name in zip(result.columns, names, strict=True)),
-        "<DATA><TABLEDATA>\n",
-    ]
-    for row in result.rows:
-        cells = "</TD><TD>".join(f(v) for f, v in zip(formatters, row, strict=True))
-        parts.append(f"<TR><TD>{cells}</TD></TR>\n")
-    parts.append("</TABLEDATA></DATA>\n</TABLE>\n")
-    if result.overflow:
-        parts.append(_info("QUERY_STATUS", "OVERFLOW", f"result truncated at MAXREC={maxrec}"))
-    parts.append("</RESOURCE>\n</VOTABLE>\n")
-    return "".join(parts).encode()
-
-
-def error_votable(message: str) -> bytes:
-    """A TAP error document: QUERY_STATUS=ERROR with the message, no table."""
-    return (
-        _XML_DECL
-        + '<VOTABLE version="1.4" xmlns="http://www.ivoa.net/xml/VOTable/v1.3">\n'
-        + '<RESOURCE type="results">\n'
-        + _info("QUERY_STATUS", "ERROR", message)
-        + "</RESOURCE>\n</VOTABLE>\n"
-    ).encode()
-
 
 _UDFS = (
     (
@@ -420,28 +207,12 @@ _UDFS = (
         "1 if [l1, h1] overlaps [l2, h2] (touching counts), 0 otherwise.",
     ),
 )
-_GEOMETRY_FORMS = (
-    "POINT", "CIRCLE", "POLYGON", "CONTAINS", "INTERSECTS", "DISTANCE", "COORD1", "COORD2",
-)  # fmt: skip
-
-
-def _features(kind: str, forms: Sequence[tuple[str, str | None]]) -> str:
-    items = []
-    for form, description in forms:
-        text = f"<form>{escape_text(form)}</form>"
-        if description:
-            text += f"<description>{escape_text(description)}</description>"
-        items.append(f"<feature>{text}</feature>")
-    return f'<languageFeatures type="{kind}">{"".join(items)}</languageFeatures>'
 
 
 def capabilities_xml(base_url: str, profile: RegistryProfile, mirrors: Sequence[str]) -> str:
-    """VOSI capabilities: TAP (with TAPRegExt) and the VOSI endpoints."""
-    tr = "ivo://ivoa.net/std/TAPRegExt"
-    features = [_features(f"{tr}#features-udf", _UDFS)]
+    """VOSI capabilities: TAP (with TAPRegExt, the RegTAP functions) and the VOSI endpoints."""
     keywords = [("COALESCE", "SQL COALESCE"), ("CASE", "The SQL92 CASE expression")]
     if profile.geometry:
-        features.append(_features(f"{tr}#features-adqlgeo", [(f, None) for f in _GEOMETRY_FORMS]))
         keywords.insert(
             0,
             (
@@ -449,117 +220,29 @@ def capabilities_xml(base_url: str, profile: RegistryProfile, mirrors: Sequence[
                 "A geometry function creating MOCs: MOC(ascii_moc) or MOC(order, geometry).",
             ),
         )
-    features += [
-        _features(
-            f"{tr}#features-adql-string", [("LOWER", None), ("UPPER", None), ("ILIKE", None)]
-        ),
-        _features(f"{tr}#features-adql-offset", [("OFFSET", None)]),
-        _features(f"{tr}#features-adql-type", [("CAST", None)]),
-        _features(f"{tr}#features-adql-common-table", [("WITH", None)]),
-        _features("ivo://org.gavo.dc/std/exts#extra-adql-keywords", keywords),
-    ]
-    if profile.union:
-        forms = [("UNION", None), ("EXCEPT", None), ("INTERSECT", None)]
-        features.append(_features(f"{tr}#features-adql-sets", forms))
-    mirror_xml = "".join(f"<mirrorURL>{escape_text(url)}</mirrorURL>" for url in mirrors)
-    vosi = "".join(
-        f'<capability standardID="ivo://ivoa.net/std/VOSI#{name}">'
-        f'<interface xsi:type="vs:ParamHTTP" role="std">'
-        f'<accessURL use="full">{escape_text(base_url)}/{name}</accessURL></interface>'
-        "</capability>\n"
-        for name in ("capabilities", "availability", "tables")
+    return tapdocs.capabilities_xml(
+        TapCapability(
+            base_url=base_url,
+            features=profile.features,
+            data_models=((REGTAP_MODEL, "Registry 1.1"),),
+            udfs=_UDFS,
+            extra_keywords=tuple(keywords),
+            execution_duration=(profile.query_timeout, None),
+            output_limit=(profile.maxrec_default, profile.maxrec_hard),
+            mirrors=tuple(mirrors),
+            description="ADQL run on SQLite by vosweep's simulated registry.",
+        )
     )
-    return (
-        _XML_DECL + '<cap:capabilities xmlns:cap="http://www.ivoa.net/xml/VOSICapabilities/v1.0"'
-        ' xmlns:tr="http://www.ivoa.net/xml/TAPRegExt/v1.0"'
-        ' xmlns:vr="http://www.ivoa.net/xml/VOResource/v1.0"'
-        ' xmlns:vs="http://www.ivoa.net/xml/VODataService/v1.1"'
-        ' xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">\n'
-        '<capability standardID="ivo://ivoa.net/std/TAP" xsi:type="tr:TableAccess">'
-        '<interface role="std" version="1.1" xsi:type="vs:ParamHTTP">'
-        f'<accessURL use="base">{escape_text(base_url)}</accessURL>{mirror_xml}</interface>'
-        f'<dataModel ivo-id="{REGTAP_MODEL}">Registry 1.1</dataModel>'
-        "<language><name>ADQL</name>"
-        '<version ivo-id="ivo://ivoa.net/std/ADQL#v2.0">2.0</version>'
-        '<version ivo-id="ivo://ivoa.net/std/ADQL#v2.1">2.1</version>'
-        "<description>ADQL run on SQLite by vosweep's simulated registry.</description>"
-        + "".join(features)
-        + "</language>"
-        f'<outputFormat ivo-id="{tr}#output-votable-td">'
-        f"<mime>{VOTABLE_TYPE};serialization=TABLEDATA</mime><alias>votable</alias>"
-        "</outputFormat>"
-        f"<executionDuration><default>{profile.query_timeout:g}</default></executionDuration>"
-        f'<outputLimit><default unit="row">{profile.maxrec_default}</default>'
-        f'<hard unit="row">{profile.maxrec_hard}</hard></outputLimit>'
-        "</capability>\n" + vosi + "</cap:capabilities>\n"
-    )
-
-
-def _column_xml(column: ColumnDef) -> str:
-    parts = [f"<name>{escape_text(column.name)}</name>"]
-    if column.description:
-        parts.append(f"<description>{escape_text(column.description)}</description>")
-    if column.unit:
-        parts.append(f"<unit>{escape_text(column.unit)}</unit>")
-    if column.ucd:
-        parts.append(f"<ucd>{escape_text(column.ucd)}</ucd>")
-    attrs = ['xsi:type="vs:VOTableType"']
-    if column.arraysize is not None:
-        attrs.append(f'arraysize="{column.arraysize}"')
-    if column.xtype:
-        attrs.append(f'extendedType="{escape_attr(column.xtype)}"')
-    parts.append(f"<dataType {' '.join(attrs)}>{column.datatype}</dataType>")
-    if column.primary:
-        parts.append("<flag>primary</flag>")
-    return f"<column>{''.join(parts)}</column>"
-
-
-def _table_xml(table: TableDef, *, columns: bool, element: str = "table", ns: str = "") -> str:
-    body = [f"<name>{escape_text(table.qualified_name)}</name>"]
-    body.append(f"<description>{escape_text(table.description)}</description>")
-    if table.utype:
-        body.append(f"<utype>{escape_text(table.utype)}</utype>")
-    if columns:
-        body.extend(_column_xml(column) for column in table.columns)
-    return f'<{element}{ns} type="table">{"".join(body)}</{element}>'
-
-
-_TABLES_NS = (
-    ' xmlns:vosi="http://www.ivoa.net/xml/VOSITables/v1.0"'
-    ' xmlns:vs="http://www.ivoa.net/xml/VODataService/v1.1"'
-    ' xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"'
-)
 
 
 def tables_xml(tables: Sequence[TableDef], *, columns: bool = True) -> str:
-    """VOSI tables: a tableset with one schema per schema name."""
-    schemas: dict[str, list[TableDef]] = {}
-    for table in tables:
-        schemas.setdefault(table.schema, []).append(table)
-    body = []
-    for name, members in schemas.items():
-        utype = f"<utype>{REGTAP_MODEL}</utype>" if name == "rr" else ""
-        inner = "".join(_table_xml(t, columns=columns) for t in members)
-        body.append(
-            f"<schema><name>{name}</name><description>The {name} schema</description>"
-            f"{utype}{inner}</schema>"
-        )
-    return f"{_XML_DECL}<vosi:tableset{_TABLES_NS}>{''.join(body)}</vosi:tableset>\n"
-
-
-def table_xml(table: TableDef) -> str:
-    """VOSI 1.1 answer for one table (``/tables/{name}``)."""
-    return _XML_DECL + _table_xml(table, columns=True, element="vosi:table", ns=_TABLES_NS) + "\n"
+    """VOSI tables of the registry (``rr`` carries the RegTAP utype)."""
+    return tapdocs.tables_xml(tables, columns=columns, schema_utypes={"rr": REGTAP_MODEL})
 
 
 def availability_xml(*, available: bool = True) -> str:
     """VOSI availability."""
-    state = "true" if available else "false"
-    return (
-        f'{_XML_DECL}<avl:availability xmlns:avl="http://www.ivoa.net/xml/VOSIAvailability/v1.0">'
-        f"<avl:available>{state}</avl:available>"
-        "<avl:note>vosweep simulated RegTAP registry</avl:note></avl:availability>\n"
-    )
+    return tapdocs.availability_xml(available=available, note="vosweep simulated RegTAP registry")
 
 
 # -- one endpoint --------------------------------------------------------------------------
@@ -658,7 +341,9 @@ def _run(database: AdqlDatabase, query: str, maxrec: int) -> tuple[int, bytes]:
         result = database.execute(query, maxrec=maxrec)
     except AdqlError as exc:
         return 400, error_votable(str(exc))
-    return 200, result_votable(result, query=query, maxrec=maxrec)
+    return 200, result_votable(
+        result, query=query, maxrec=maxrec, software="vosweep simulated RegTAP"
+    )
 
 
 class _App:
@@ -893,7 +578,7 @@ class RegistrySite:
             key = (profile.features, profile.coverage_tables, profile.query_timeout)
             if key not in databases:
                 served = (*rr_tables(coverage=profile.coverage_tables), *tap_schema_tables())
-                all_rows = {**rows, **tap_schema_rows(served)}
+                all_rows = {**rows, **tap_schema_rows(served, {"rr": REGTAP_MODEL})}
                 database = AdqlDatabase(
                     served, all_rows, features=profile.features, timeout=profile.query_timeout
                 )

@@ -12,6 +12,11 @@ Two registries keep the server small as protocols are added:
 * ``_BEHAVIOURS`` maps a `Behaviour` to a coroutine that decides how the answer travels
   (what the *network* does: hangs, resets, 503s, gzip, redirects...).
 
+A request to a service's base path goes through its behaviour; a request below it goes
+to its handler's ``serve_subpath``, which chooses what goes through the behaviour
+(`Exchange.behave`): TAP sends its sync queries and job creations that way, and answers
+VOSI and job polling directly.
+
 Every wait is bounded (``max_hang``, the shutdown timeout) and wakes up when the
 simulator closes; handlers are cancelled when their client disconnects
 (``handler_cancellation=True``), so the counters stay exact.
@@ -22,6 +27,7 @@ from __future__ import annotations
 import gzip
 import math
 import socket
+import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol, Self
@@ -33,11 +39,13 @@ from pydantic import BaseModel
 from vosweep.errors import UsageError
 from vosweep.services import Protocol as VOProtocol
 from vosweep.services import Service
+from vosweep.testing._dal import Sia2Handler, SiaHandler, SsaHandler
 from vosweep.testing._profiles import Behaviour, ServiceSpec, build_fleet
 from vosweep.testing._regtap import RegistryProfile, RegistrySite, RegistryStats
-from vosweep.testing._dal import Sia2Handler, SiaHandler, SsaHandler
 from vosweep.testing._scs import ScsHandler
 from vosweep.testing._stats import Counter, HostStats, ServiceStats, SimStats
+from vosweep.testing._tap import TapHandler, TapService
+from vosweep.testing._tapjobs import peak_overlap
 from vosweep.testing._votables import Document, html_error_page, malformed_document
 
 if TYPE_CHECKING:
@@ -47,13 +55,14 @@ if TYPE_CHECKING:
 
 __all__ = [
     "PROTOCOL_HANDLERS",
+    "DocumentHandler",
     "Exchange",
-    "SubpathHandler",
     "ProtocolHandler",
     "SimHost",
     "SimManifest",
     "SimService",
     "SimulatedVO",
+    "SubpathHandler",
     "host_address",
 ]
 
@@ -68,6 +77,8 @@ _CHUNK_BYTES = 64 * 1024
 _BACKLOG = 4096
 #: The VOTable media types real cone searches use; services cycle through them.
 _VOTABLE_TYPES = ("text/xml", "application/x-votable+xml", "text/xml;content=x-votable")
+#: Largest request body (TAP uploads come in multipart bodies).
+_MAX_REQUEST_BYTES = 16 * 2**20
 
 
 def host_address(host_index: int) -> str:
@@ -103,12 +114,24 @@ class SubpathHandler(Protocol):
         ...
 
 
+class DocumentHandler(Protocol):
+    """A protocol whose documents need I/O to build (TAP runs ADQL in a worker thread).
+
+    When a handler has ``document``, the behaviours use it instead of ``answer``.
+    """
+
+    async def document(self, ex: Exchange) -> Document:
+        """Return the document answering *ex* (it may set ``ex.status``, ``ex.content_type``)."""
+        ...
+
+
 #: One handler per protocol; SIA, SSA, TAP and RegTAP plug in here.
 PROTOCOL_HANDLERS: dict[VOProtocol, ProtocolHandler] = {
     VOProtocol.SCS: ScsHandler(),
     VOProtocol.SIA: SiaHandler(),
     VOProtocol.SIA2: Sia2Handler(),
     VOProtocol.SSA: SsaHandler(),
+    VOProtocol.TAP: TapHandler(),
 }
 
 
@@ -190,6 +213,8 @@ class _ServiceState:
     counter: Counter = field(default_factory=Counter)
     #: Requests to the service path since the last reset (drives ``fail_times``).
     attempts: int = 0
+    #: A TAP service's database, jobs and job counters.
+    tap: TapService | None = None
 
 
 @dataclass(slots=True)
@@ -214,13 +239,30 @@ class _Outcome:
 
 @dataclass(slots=True)
 class Exchange:
-    """One request being answered: what behaviours work with."""
+    """One request being answered: what behaviours work with.
+
+    Attributes:
+        request: The request.
+        state: The service's state.
+        sim: The simulator.
+        subpath: The path below the service's base path ("" for the base path).
+        outcome: Whether the answer was written whole, and its rows.
+        status: The HTTP status of a document answer; a handler may set it (TAP sends
+            its error documents with 400, as DALI says).
+        content_type: The media type of a document answer, when the handler knows it
+            (TAP: the RESPONSEFORMAT asked for); else the service's VOTable type.
+        healthy: How a healthy answer is sent when it is not a document (TAP's job
+            creation: a 303 to the new job).
+    """
 
     request: web.Request
     state: _ServiceState
     sim: SimulatedVO
     subpath: str
     outcome: _Outcome = field(default_factory=_Outcome)
+    status: int = 200
+    content_type: str | None = None
+    healthy: _Behaviour | None = None
 
     @property
     def spec(self) -> ServiceSpec:
@@ -239,10 +281,27 @@ class Exchange:
 
     async def document(self) -> Document:
         handler = PROTOCOL_HANDLERS[self.spec.protocol]
+        produce = getattr(handler, "document", None)
+        if produce is not None:
+            document: Document = await produce(self)
+            return document
         return handler.answer(self.spec, await self.params())
 
     def votable_type(self) -> str:
+        if self.content_type is not None:
+            return self.content_type
         return _VOTABLE_TYPES[self.spec.index % len(_VOTABLE_TYPES)]
+
+    async def behave(self, *, healthy: _Behaviour | None = None) -> web.StreamResponse:
+        """Answer through the service's behaviour (hangs, 5xx, 503s, gzip...).
+
+        Counts one attempt (what ``fail_times`` counts down). *healthy* sends the
+        answer of a healthy service when that is not a document.
+        """
+        if healthy is not None:
+            self.healthy = healthy
+        self.state.attempts += 1
+        return await _BEHAVIOURS[self.spec.profile.behaviour](self)
 
     async def send(
         self,
@@ -277,7 +336,7 @@ class Exchange:
             body = gzip.compress(body, compresslevel=5)
             headers["Content-Encoding"] = "gzip"
         return await self.send(
-            200,
+            self.status,
             body,
             content_type or self.votable_type(),
             headers,
@@ -323,6 +382,8 @@ def _failing(ex: Exchange) -> bool:
 
 
 async def _ok(ex: Exchange) -> web.StreamResponse:
+    if ex.healthy is not None:
+        return await ex.healthy(ex)
     return await ex.send_document(await ex.document())
 
 
@@ -611,6 +672,8 @@ class SimulatedVO:
                     spec=spec, host=host.name, port=host.port, url=f"{host.url}{spec.path}"
                 )
                 state = _ServiceState(service)
+                if spec.protocol is VOProtocol.TAP:
+                    state.tap = TapService(spec, service.url)
                 self._services[spec.index] = state
                 self._hosts[spec.host_index].services[spec.path] = state
             if self._admin:
@@ -656,7 +719,7 @@ class SimulatedVO:
             return
         state = _HostState(SimHost(index=host_index, name=address, port=0))
         self._hosts[host_index] = state
-        app = web.Application()
+        app = web.Application(client_max_size=_MAX_REQUEST_BYTES)
 
         async def handle(request: web.Request) -> web.StreamResponse:
             return await self._handle(state, request)
@@ -672,6 +735,9 @@ class SimulatedVO:
         self._state = "closed"
         if self._closing is not None:
             self._closing.set()
+        for service in self._services.values():
+            if service.tap is not None:
+                service.tap.close()  # stops running queries and wakes blocked WAITs
         runners = [h.runner for h in self._hosts.values() if h.runner is not None]
         if self._admin_runner is not None:
             runners.append(self._admin_runner)
@@ -727,7 +793,9 @@ class SimulatedVO:
     async def _serve(self, ex: Exchange) -> web.StreamResponse:
         profile = ex.spec.profile
         behaviour = profile.behaviour
-        if behaviour is Behaviour.REDIRECT_LOOP:
+        if behaviour is Behaviour.REDIRECT_LOOP and (
+            not ex.subpath or ex.subpath.startswith("/loop/")
+        ):
             return await _redirect_loop(ex)  # every hop answers at once
         await self._wait_closing(profile.latency)
         if ex.subpath == "/moved" and behaviour is Behaviour.REDIRECT:
@@ -737,8 +805,7 @@ class SimulatedVO:
             serve_subpath = getattr(handler, "serve_subpath", None)
             response = await serve_subpath(ex) if serve_subpath is not None else None
             return response if response is not None else await _not_found(ex.request, ex.outcome)
-        ex.state.attempts += 1
-        return await _BEHAVIOURS[behaviour](ex)
+        return await ex.behave()
 
     def _admin_app(self) -> web.Application:
         async def stats(_: web.Request) -> web.Response:
@@ -843,6 +910,9 @@ class SimulatedVO:
     def stats(self) -> SimStats:
         """An immutable snapshot of every counter (see `SimStats`)."""
         self._require_started()
+        now = time.monotonic()
+        taps = [state.tap for state in self._services.values() if state.tap is not None]
+        since = max((tap.ledger.since for tap in taps), default=-math.inf)
         return SimStats(
             hosts=tuple(
                 HostStats(
@@ -861,20 +931,44 @@ class SimulatedVO:
                     name=state.service.name,
                     host_index=state.service.spec.host_index,
                     **_counts(state.counter),
+                    **(state.tap.counts(now) if state.tap is not None else {}),
                 )
                 for state in self._services.values()
             ),
             max_in_flight=self._total.max_in_flight,
+            max_jobs_executing=peak_overlap(
+                [interval for tap in taps for interval in tap.intervals(now)], since, now
+            ),
         )
 
+    def jobs_alive(self) -> int:
+        """UWS jobs created and not yet deleted (nor destroyed), over every TAP service.
+
+        A client that cleans up after itself leaves this at 0.
+        """
+        self._require_started()
+        now = time.monotonic()
+        total = 0
+        for state in self._services.values():
+            if state.tap is not None:
+                state.tap.expire(now)
+                total += len(state.tap.jobs)
+        return total
+
     def reset_stats(self) -> None:
-        """Zero every counter (in-flight requests stay counted) and restart ``fail_times``."""
+        """Zero every counter and restart ``fail_times``.
+
+        In-flight requests stay counted, and so do live UWS jobs (as created).
+        """
+        now = time.monotonic()
         self._total.reset()
         for host in self._hosts.values():
             host.counter.reset()
         for service in self._services.values():
             service.counter.reset()
             service.attempts = 0
+            if service.tap is not None:
+                service.tap.reset(now)
         if self._registry is not None:
             self._registry.reset()
 

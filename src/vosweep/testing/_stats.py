@@ -5,6 +5,10 @@ says how many requests were in its handlers at once. Every request is counted ex
 once as ``completed`` or ``aborted`` when its handler ends (in a ``finally``), so
 ``requests == completed + aborted + in_flight`` holds at every instant, cancellation
 included.
+
+TAP services also count their UWS jobs, so that a test can prove a client leaves no job
+behind: ``jobs_created == jobs_alive + jobs_deleted + jobs_destroyed`` since the last
+reset, and ``jobs_alive`` is 0 once every job was deleted.
 """
 
 from __future__ import annotations
@@ -72,11 +76,23 @@ class ServiceStats(_Counts, frozen=True, extra="forbid"):
         aborted: Requests that ended without a whole answer: the client went away, or the
             behaviour drops the connection (reset, truncated, hang, drip).
         rows_served: Table rows in completed HTTP 200 VOTable answers (overflow included).
+        jobs_created: UWS jobs created (TAP only; after a reset: the jobs alive then).
+        jobs_alive: Jobs created and neither deleted nor destroyed, right now.
+        jobs_deleted: Jobs deleted by a client (``DELETE`` or ``ACTION=DELETE``).
+        jobs_destroyed: Jobs the service destroyed at their destruction time.
+        jobs_executing: Jobs in phase EXECUTING right now.
+        max_jobs_executing: Peak of ``jobs_executing``.
     """
 
     index: int
     name: str
     host_index: int
+    jobs_created: int = 0
+    jobs_alive: int = 0
+    jobs_deleted: int = 0
+    jobs_destroyed: int = 0
+    jobs_executing: int = 0
+    max_jobs_executing: int = 0
 
 
 class HostStats(_Counts, frozen=True, extra="forbid"):
@@ -107,11 +123,13 @@ class SimStats(BaseModel, frozen=True, extra="forbid"):
         services: One entry per service, by service index.
         max_in_flight: Peak of requests in handlers at once over the whole fleet: what a
             client's global limit must bound.
+        max_jobs_executing: Peak of UWS jobs executing at once over the whole fleet.
     """
 
     hosts: tuple[HostStats, ...]
     services: tuple[ServiceStats, ...]
     max_in_flight: int = 0
+    max_jobs_executing: int = 0
 
     def host(self, index: int) -> HostStats:
         """The counters of host *index*."""
@@ -161,3 +179,28 @@ class SimStats(BaseModel, frozen=True, extra="forbid"):
     def open_connections(self) -> int:
         """TCP connections open right now, over all hosts."""
         return sum(h.open_connections for h in self.hosts)
+
+    @property
+    def jobs_created(self) -> int:
+        """UWS jobs created, over all services."""
+        return sum(s.jobs_created for s in self.services)
+
+    @property
+    def jobs_alive(self) -> int:
+        """UWS jobs created and not deleted nor destroyed, over all services."""
+        return sum(s.jobs_alive for s in self.services)
+
+    @property
+    def jobs_deleted(self) -> int:
+        """UWS jobs deleted by clients, over all services."""
+        return sum(s.jobs_deleted for s in self.services)
+
+    @property
+    def jobs_destroyed(self) -> int:
+        """UWS jobs destroyed at their destruction time, over all services."""
+        return sum(s.jobs_destroyed for s in self.services)
+
+    @property
+    def jobs_executing(self) -> int:
+        """UWS jobs executing right now, over all services."""
+        return sum(s.jobs_executing for s in self.services)

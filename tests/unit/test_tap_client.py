@@ -424,3 +424,17 @@ class TestLanguageFeatures:
         server = FakeTap()
         result = await run(server, vosweep.TapQuery("SELECT a FROM t UNION SELECT a FROM u"))
         assert result.outcomes[0].status is vosweep.Status.OK
+
+
+async def test_every_batch_job_is_deleted_as_it_ends():
+    server = FakeTap(rows=1)
+    table = Table({"ra": list(range(25))})
+    query = vosweep.TapQuery("SELECT * FROM TAP_UPLOAD.t", uploads={"t": table}, mode="async")
+    result = await run(server, query, upload_batch_rows=10)
+    assert result.outcomes[0].status is vosweep.Status.OK
+    assert result.outcomes[0].url.endswith("/results/result")  # the answer, not the DELETE
+    assert server.deleted == ["j1", "j2", "j3"]
+    assert server.jobs == {}
+    paths = server.paths()
+    creations = [i for i, p in enumerate(paths) if p == "POST /async"]
+    assert paths.index("DELETE /async/j1") < creations[1]  # deleted before the next batch

@@ -48,12 +48,15 @@ class Send:
             any other non-2xx status raises the usual `HTTPStatusError` into the generator.
         extra_time: Seconds added to the read and attempt timeouts (a UWS ``WAIT``).
         retry: Whether transient failures are retried (the engine's retry policy).
+        report: Whether the outcome reports this exchange (URL, status, bytes) if it is
+            the last one; housekeeping (a job's deletion) is not the answer.
     """
 
     request: Request
     accept: frozenset[int] = frozenset()
     extra_time: float = 0.0
     retry: bool = True
+    report: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,13 +92,19 @@ class Now:
 
 @dataclass(frozen=True, slots=True)
 class Cleanup:
-    """Register what to send when the conversation ends, however it ends (empty: nothing).
+    """Register what to send if the conversation ends before it cleans up itself.
+
+    A conversation deletes its UWS jobs itself as it goes; a registered cleanup covers
+    the ends it cannot see (cancellation, deadline). Registering *key* again replaces
+    its requests; empty *requests* withdraw it.
 
     Attributes:
+        key: What is cleaned up (a job's URL).
         requests: Alternatives, tried in order until one is not refused (HTTP ``DELETE``
             first, then UWS's ``POST ACTION=DELETE`` for servers without DELETE).
     """
 
+    key: str
     requests: tuple[Request, ...] = ()
 
 

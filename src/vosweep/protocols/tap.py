@@ -80,6 +80,9 @@ __all__ = [
 
 #: Statuses a job creation or phase change may answer with (UWS: 303 See Other).
 _REDIRECTS = frozenset({200, 201, 301, 302, 303, 307})
+#: Answers to a job deletion that are handed back rather than raised (refusals are tried
+#: with the other method; 404 means the job is gone already).
+_GONE = frozenset({*_REDIRECTS, 400, 403, 404, 405, 501})
 #: A WAIT answered faster than this (seconds) with an unchanged phase was not honoured.
 _WAIT_IGNORED = 0.25
 
@@ -306,8 +309,35 @@ def _async(
     )
     response = yield Send(create, accept=_REDIRECTS)
     job_url = _job_url(base, response)
-    if policy.delete_jobs:
-        yield Cleanup(delete_requests(job_url))
+    if not policy.delete_jobs:
+        parsed: Parsed = yield from _run_job(job_url, started, config)
+        return parsed
+    # Registered for the ends this code cannot see (cancellation); deleted here otherwise.
+    yield Cleanup(job_url, delete_requests(job_url))
+    try:
+        parsed = yield from _run_job(job_url, started, config)
+    except ServiceError:
+        yield from _delete(job_url)
+        raise
+    yield from _delete(job_url)
+    return parsed
+
+
+def _delete(job_url: str) -> Generator[Step, Any, None]:
+    """Delete the job now (DELETE, else POST ACTION=DELETE); the cleanup stays if both fail."""
+    for request in delete_requests(job_url):
+        try:
+            response = yield Send(request, accept=_GONE, retry=False, report=False)
+        except ServiceError:
+            return
+        if response.status < 400 or response.status == 404:
+            yield Cleanup(job_url)
+            return
+
+
+def _run_job(job_url: str, started: float, config: EngineConfig) -> Generator[Step, Any, Parsed]:
+    """Start the job, wait for its end, fetch its result."""
+    policy = config.tap
     yield Send(
         Request(
             url=job_url + "/phase", method="POST", data=(("PHASE", "RUN"),), follow_redirects=False
@@ -403,6 +433,7 @@ def _abort(job_url: str) -> Generator[Step, Any, None]:
             ),
             accept=_REDIRECTS,
             retry=False,
+            report=False,
         )
 
 

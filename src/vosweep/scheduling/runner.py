@@ -463,7 +463,8 @@ class _Conversation:
         self.breaker = breaker
         self.attempts = attempts
         self.last: Response | None = None
-        self.cleanups: tuple[Request, ...] = ()
+        #: Pending cleanups by key (see `Cleanup`).
+        self.cleanups: dict[str, tuple[Request, ...]] = {}
 
     async def drive(self, conversation: Generator[Step, Any, Any]) -> Any:
         """Run *conversation* to its end; return its value (or raise its `ServiceError`).
@@ -496,7 +497,8 @@ class _Conversation:
         runner = self.runner
         if isinstance(step, Send):
             response = await self.send(step)
-            self.last = response
+            if step.report:
+                self.last = response
             return response
         if isinstance(step, Work):
             self._release()
@@ -514,7 +516,10 @@ class _Conversation:
         if isinstance(step, Now):
             return anyio.current_time()
         if isinstance(step, Cleanup):
-            self.cleanups = step.requests
+            if step.requests:
+                self.cleanups[step.key] = step.requests
+            else:
+                self.cleanups.pop(step.key, None)
             return None
         if isinstance(step, Recall):
             return runner.notes.get(step.key)
@@ -598,38 +603,47 @@ class _Conversation:
             return None
 
     async def clean_up(self) -> None:
-        """Send the registered cleanup, shielded from cancellation and bounded in time."""
+        """Send the pending cleanups, shielded from cancellation and bounded in time."""
         if not self.cleanups:
             return
+        config = self.runner.config
+        with anyio.CancelScope(shield=True), anyio.move_on_after(config.tap.cleanup_timeout):
+            for key, requests in list(self.cleanups.items()):
+                if await self._clean(requests):
+                    del self.cleanups[key]
+
+    async def _clean(self, requests: tuple[Request, ...]) -> bool:
+        """Try *requests* in turn until one is not refused; whether one succeeded."""
         runner, job = self.runner, self.job
         config = runner.config
-        with anyio.CancelScope(shield=True), anyio.move_on_after(config.tap.cleanup_timeout):
-            for request in self.cleanups:
-                try:
-                    response = await runner.transport.send(
-                        request, timeouts=config.timeouts, max_bytes=64 * 1024
-                    )
-                except ServiceError as exc:
-                    _log.get_logger().warning(
-                        _log.CLEANUP_FAILED,
-                        service=job.service.label,
-                        url=request.url,
-                        error=exc.message,
-                    )
-                    return
-                if response.status < 400 or response.status == 404:
-                    # 404: already gone (destroyed, or never kept by the server).
-                    _log.get_logger().debug(
-                        _log.CLEANUP_DONE, service=job.service.label, url=request.url
-                    )
-                    self.cleanups = ()
-                    return
-            _log.get_logger().warning(
-                _log.CLEANUP_FAILED,
-                service=job.service.label,
-                url=self.cleanups[0].url,
-                error=f"HTTP {response.status}",
-            )
+        status = None
+        for request in requests:
+            try:
+                response = await runner.transport.send(
+                    request, timeouts=config.timeouts, max_bytes=64 * 1024
+                )
+            except ServiceError as exc:
+                _log.get_logger().warning(
+                    _log.CLEANUP_FAILED,
+                    service=job.service.label,
+                    url=request.url,
+                    error=exc.message,
+                )
+                return False
+            status = response.status
+            if status < 400 or status == 404:
+                # 404: already gone (destroyed, or never kept by the server).
+                _log.get_logger().debug(
+                    _log.CLEANUP_DONE, service=job.service.label, url=request.url
+                )
+                return True
+        _log.get_logger().warning(
+            _log.CLEANUP_FAILED,
+            service=job.service.label,
+            url=requests[0].url if requests else "",
+            error=f"HTTP {status}",
+        )
+        return False
 
 
 class Slot:

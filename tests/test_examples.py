@@ -108,3 +108,14 @@ def test_demo_discovers_through_the_registry_and_sweeps():
     assert "Registry: servicetype='scs', keywords=['fleet'] found 24 resources" in completed.stdout
     [(services, _, state)] = summaries(completed.stdout)
     assert (services, state) == (24, "complete")
+
+
+def test_images_spectra_tables_mixes_protocols_and_leaves_no_job():
+    """SIA 1/2 + SSA in one fan-out, their DataLink previews, then UWS jobs on TAP services."""
+    completed = run_example("images_spectra_tables.py", "--timeout", "5")
+    found = summaries(completed.stdout)
+    assert [state for _, _, state in found] == ["complete"] * 3
+    assert [services for services, _, _ in found] == [5, found[1][0], 3]
+    assert all(rows > 0 for _, rows, _ in found)
+    assert "UWS jobs left on the servers: 0" in completed.stdout
+    assert "failed: query timed out on the server" in completed.stdout

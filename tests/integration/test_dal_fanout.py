@@ -7,11 +7,7 @@ same loopback services, and asks for the same rows.
 from __future__ import annotations
 
 import functools
-import json
-import os
-import socket
 from collections.abc import AsyncIterator, Callable
-from pathlib import Path
 from typing import Any, TypeVar
 
 import anyio
@@ -26,9 +22,8 @@ from vosweep.testing._dal import expected_images, expected_spectra
 
 pyvo = pytest.importorskip("pyvo", reason="pyvo is the oracle: pip install 'vosweep[pyvo]'")
 from pyvo.dal import SIA2Service, SIAService, SSAService  # noqa: E402
-from pyvo.utils import vocabularies  # noqa: E402
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("offline_pyvo")]
 
 T = TypeVar("T")
 RA, DEC = 83.63, 22.01
@@ -55,16 +50,6 @@ FLEET = [
 ]
 
 
-def _vocabulary() -> dict[str, Any]:
-    root = os.environ.get("VOSWEEP_CORPUS")
-    corpus = Path(root) if root else Path(__file__).resolve().parents[2].parent / "shared/corpus"
-    path = corpus / "pyvo/pyvo/dal/tests/data/datalink/datalink.desise"
-    if path.is_file():
-        return json.loads(path.read_text(encoding="utf-8"))  # type: ignore[no-any-return]
-    terms = ("this", "preview", "auxiliary", "progenitor")
-    return {"terms": {t: {"narrower": []} for t in terms}}
-
-
 @pytest.fixture(name="anyio_backend", scope="module")
 def _anyio_backend() -> str:
     return "asyncio"
@@ -74,21 +59,6 @@ def _anyio_backend() -> str:
 async def _sim() -> AsyncIterator[SimulatedVO]:
     async with SimulatedVO(FLEET) as sim:
         yield sim
-
-
-@pytest.fixture(autouse=True)
-def _loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    connect = socket.socket.connect
-
-    def guarded(sock: socket.socket, address: Any) -> None:
-        if sock.family in {socket.AF_INET, socket.AF_INET6}:
-            host = str(address[0])
-            assert host.startswith("127.") or host == "::1", f"non-loopback connect: {address}"
-        connect(sock, address)
-
-    monkeypatch.setattr(socket.socket, "connect", guarded)
-    vocabulary = _vocabulary()
-    monkeypatch.setattr(vocabularies, "get_vocabulary", lambda *_, **__: vocabulary)
 
 
 async def in_thread(function: Callable[..., T], *args: Any, **kwargs: Any) -> T:

@@ -9,12 +9,8 @@ from __future__ import annotations
 
 import functools
 import io
-import json
-import os
-import socket
 import warnings
 from collections.abc import AsyncIterator, Callable
-from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import quote
 
@@ -39,9 +35,8 @@ from pyvo.dal import (  # noqa: E402
     SIAService,
     SSAService,
 )
-from pyvo.utils import vocabularies  # noqa: E402
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("offline_pyvo")]
 
 T = TypeVar("T")
 
@@ -80,20 +75,6 @@ FLEET = [
 ]
 
 
-def _vocabulary() -> dict[str, Any]:
-    """The DataLink core vocabulary from the corpus, or just enough of it."""
-    root = os.environ.get("VOSWEEP_CORPUS")
-    corpus = Path(root) if root else Path(__file__).resolve().parents[2].parent / "shared/corpus"
-    path = corpus / "pyvo/pyvo/dal/tests/data/datalink/datalink.desise"
-    if path.is_file():
-        return json.loads(path.read_text(encoding="utf-8"))  # type: ignore[no-any-return]
-    terms = ("this", "preview", "auxiliary", "progenitor")
-    return {"terms": {t: {"narrower": []} for t in terms}}
-
-
-VOCABULARY = _vocabulary()
-
-
 @pytest.fixture(name="anyio_backend", scope="module")
 def _anyio_backend() -> str:
     return "asyncio"
@@ -103,21 +84,6 @@ def _anyio_backend() -> str:
 async def _sim() -> AsyncIterator[SimulatedVO]:
     async with SimulatedVO(FLEET) as sim:
         yield sim
-
-
-@pytest.fixture(autouse=True)
-def _loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A connection anywhere but loopback fails the test; pyvo's vocabulary is offline."""
-    connect = socket.socket.connect
-
-    def guarded(sock: socket.socket, address: Any) -> None:
-        if sock.family in {socket.AF_INET, socket.AF_INET6}:
-            host = str(address[0])
-            assert host.startswith("127.") or host == "::1", f"non-loopback connect: {address}"
-        connect(sock, address)
-
-    monkeypatch.setattr(socket.socket, "connect", guarded)
-    monkeypatch.setattr(vocabularies, "get_vocabulary", lambda *_, **__: VOCABULARY)
 
 
 async def in_thread(function: Callable[..., T], *args: Any, **kwargs: Any) -> T:

@@ -18,10 +18,11 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from vosweep.protocols.vosi import TapCapabilities
 
-__all__ = ["FEATURE_TYPES", "missing_features", "used_features"]
+__all__ = ["FEATURE_TYPES", "GEOMETRY_FUNCTIONS", "missing_features", "used_features"]
 
 _TAPREGEXT = "ivo://ivoa.net/std/tapregext#"
-_GEOMETRY = (
+#: The ADQL geometry functions (optional in ADQL 2.1, ``#features-adqlgeo``).
+GEOMETRY_FUNCTIONS = (
     "AREA",
     "BOX",
     "CENTROID",
@@ -42,26 +43,9 @@ FEATURE_TYPES: dict[str, str] = {
     "CAST": _TAPREGEXT + "features-adql-type",
     "ILIKE": _TAPREGEXT + "features-adql-string",
     "OFFSET": _TAPREGEXT + "features-adql-offset",
-    **dict.fromkeys(
-        (
-            "AREA",
-            "BOX",
-            "CENTROID",
-            "CIRCLE",
-            "CONTAINS",
-            "COORD1",
-            "COORD2",
-            "COORDSYS",
-            "DISTANCE",
-            "INTERSECTS",
-            "POINT",
-            "POLYGON",
-            "REGION",
-        ),
-        _TAPREGEXT + "features-adqlgeo",
-    ),
+    **dict.fromkeys(GEOMETRY_FUNCTIONS, _TAPREGEXT + "features-adqlgeo"),
 }
-_CALLED = frozenset({"CAST", *_GEOMETRY})
+_CALLED = frozenset({"CAST", *GEOMETRY_FUNCTIONS})
 # String literals ('it''s'), delimited identifiers ("x"), comments: never keywords.
 _NOT_CODE = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|--[^\n]*|/\*.*?\*/", re.DOTALL)
 _WORD = re.compile(r"\b([A-Za-z_][A-Za-z0-9_]*)\b(\s*\()?")

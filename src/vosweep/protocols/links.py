@@ -10,6 +10,7 @@ semantics asked for.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -45,21 +46,8 @@ __all__ = [
     "with_datalink",
 ]
 
-#: The links table's columns, in DataLink 1.1 order.
-LINK_COLUMNS = (
-    "id",
-    "access_url",
-    "service_def",
-    "error_message",
-    "semantics",
-    "description",
-    "content_type",
-    "content_length",
-    "content_qualifier",
-    "local_semantics",
-    "link_auth",
-    "link_authorized",
-)
+#: The links table's columns, in DataLink 1.1 order (the fields of `Link`).
+LINK_COLUMNS = tuple(field.name for field in dataclasses.fields(Link))
 #: Column names, UCDs and utype endings of the access URL and format, by protocol family:
 #: ObsCore (TAP, SIA2), SSA, SIA1.
 _URL_NAMES = ("access_url",)

@@ -73,6 +73,7 @@ __all__ = [
     "converse",
     "delete_requests",
     "parse_sync",
+    "phase_request",
     "sync_request",
     "sync_url",
     "upload_batches",
@@ -161,6 +162,13 @@ def parse_sync(response: Response, *, max_bytes: int) -> Parsed:
 def _parse_result(response: Response, max_bytes: int) -> Parsed:
     """A query's result, with its DataLink descriptors (ObsCore services add them)."""
     return with_datalink(parse_sync(response, max_bytes=max_bytes), response.body)
+
+
+def phase_request(job_url: str, action: str) -> Request:
+    """``POST {job}/phase`` with ``PHASE=RUN`` or ``PHASE=ABORT`` (answered with a 303)."""
+    return Request(
+        url=job_url + "/phase", method="POST", data=(("PHASE", action),), follow_redirects=False
+    )
 
 
 def delete_requests(job_url: str) -> tuple[Request, ...]:
@@ -338,12 +346,7 @@ def _delete(job_url: str) -> Generator[Step, Any, None]:
 def _run_job(job_url: str, started: float, config: EngineConfig) -> Generator[Step, Any, Parsed]:
     """Start the job, wait for its end, fetch its result."""
     policy = config.tap
-    yield Send(
-        Request(
-            url=job_url + "/phase", method="POST", data=(("PHASE", "RUN"),), follow_redirects=False
-        ),
-        accept=_REDIRECTS,
-    )
+    yield Send(phase_request(job_url, "RUN"), accept=_REDIRECTS)
     job = yield from _wait(job_url, started, policy)
     if job.phase is Phase.ERROR:
         message = job.error_message
@@ -403,15 +406,7 @@ def _wait(job_url: str, started: float, policy: TapPolicy) -> Generator[Step, An
             return job
         if job.phase is Phase.PENDING and phase is None:
             # A server that did not take the PHASE=RUN: ask once more.
-            yield Send(
-                Request(
-                    url=job_url + "/phase",
-                    method="POST",
-                    data=(("PHASE", "RUN"),),
-                    follow_redirects=False,
-                ),
-                accept=_REDIRECTS,
-            )
+            yield Send(phase_request(job_url, "RUN"), accept=_REDIRECTS)
         honoured = wait > 0 and (job.phase is not phase or response.elapsed >= _WAIT_IGNORED)
         if wait > 0 and not honoured:
             use_wait = False  # a UWS 1.0 server: it answers at once
@@ -424,17 +419,7 @@ def _wait(job_url: str, started: float, policy: TapPolicy) -> Generator[Step, An
 def _abort(job_url: str) -> Generator[Step, Any, None]:
     # Best effort: the DELETE that follows destroys the job anyway.
     with contextlib.suppress(ServiceError):
-        yield Send(
-            Request(
-                url=job_url + "/phase",
-                method="POST",
-                data=(("PHASE", "ABORT"),),
-                follow_redirects=False,
-            ),
-            accept=_REDIRECTS,
-            retry=False,
-            report=False,
-        )
+        yield Send(phase_request(job_url, "ABORT"), accept=_REDIRECTS, retry=False, report=False)
 
 
 def _error_detail(job_url: str) -> Generator[Step, Any, str | None]:

@@ -24,6 +24,7 @@ from typing import Any
 
 from vosweep.errors import ResponseFormatError
 from vosweep.protocols._xml import Element, parse_tree
+from vosweep.protocols.adql_features import GEOMETRY_FUNCTIONS
 
 __all__ = [
     "COVERAGE_TABLES",
@@ -49,22 +50,7 @@ COVERAGE_TABLES = frozenset({"rr.stc_spatial", "rr.stc_spectral", "rr.stc_tempor
 TABLES_QUERY = "SELECT table_name FROM TAP_SCHEMA.tables WHERE schema_name = 'rr'"
 
 _REGTAP_DM = "ivo://ivoa.net/std/regtap#"
-_ADQL_GEOMETRY = frozenset(
-    {
-        "AREA",
-        "BOX",
-        "CENTROID",
-        "CIRCLE",
-        "CONTAINS",
-        "COORD1",
-        "COORD2",
-        "DISTANCE",
-        "INTERSECTS",
-        "POINT",
-        "POLYGON",
-        "REGION",
-    }
-)
+_ADQL_GEOMETRY = frozenset(GEOMETRY_FUNCTIONS)
 
 
 @dataclass(frozen=True, slots=True)

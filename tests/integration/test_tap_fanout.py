@@ -342,3 +342,26 @@ class TestVosi:
             for _ in range(3):
                 await e.fanout([target(sim, "second")], vosweep.TapQuery(CATALOGUE, mode="sync"))
         assert sim.stats().service(INDEX["second"]).requests == 4  # 1 capabilities + 3 queries
+
+
+class TestDatalink:
+    async def test_obscore_previews_equal_pyvo(self, sim: SimulatedVO, offline_pyvo: None):
+        adql = "SELECT * FROM ivoa.obscore WHERE access_format LIKE '%datalink%' ORDER BY obs_id"
+        async with engine() as e:
+            result = await e.fanout([target(sim, "default")], vosweep.TapQuery(adql, maxrec=5))
+            links = await e.datalinks(result, semantics="#preview")
+        assert result.rows > 0
+        assert all(o.status.succeeded for o in links.outcomes), links.summary()
+
+        def pyvo_previews() -> list[str]:
+            service = TAPService(sim.service(INDEX["default"]).url)
+            found = service.run_sync(adql, maxrec=5)
+            return sorted(
+                str(link.access_url)
+                for record in found
+                for link in record.getdatalink().bysemantics("#preview")
+            )
+
+        assert sorted(str(u) for u in links.table["access_url"]) == await anyio.to_thread.run_sync(
+            pyvo_previews
+        )

@@ -794,7 +794,9 @@ class TestData:
             assert len(cells["s_region"].split()) == 8
             assert cells["t_min"] < cells["t_max"]
             assert cells["em_min"] < cells["em_max"]
-            assert cells["access_url"].startswith("http://h/tap/00000/data/")
+            # DataLink products point at the service's {links} endpoint, others at files.
+            prefix = "datalink?ID=" if "content=datalink" in cells["access_format"] else "data/"
+            assert cells["access_url"].startswith("http://h/tap/00000/" + prefix)
 
     @pytest.mark.anyio
     async def test_service_builds_its_database_once(self):

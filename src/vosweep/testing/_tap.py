@@ -15,6 +15,11 @@ Every ``Protocol.TAP`` service of a `SimulatedVO` serves, below its base URL:
   Blocking ``WAIT`` (with ``PHASE``) is honoured when the profile says so.
 * VOSI: ``/capabilities`` (TAPRegExt; missing or broken when the profile says so),
   ``/availability``, ``/tables`` (``detail=min`` too) and ``/tables/{name}``.
+* What ObsCore rows point at, whatever the behaviour (a client that got rows can follow
+  them): ``/datalink`` (DataLink 1.1 {links}, GET or POST, ``ID`` repeated, ``MAXREC``),
+  ``/data/{obs_id}.fits`` (and its ``.aux.fits`` weight map) and
+  ``/preview/{obs_id}.png``. ObsCore rows of DataLink format have the ``/datalink`` URL
+  of their ``obs_publisher_did`` as ``access_url``, as on CADC's and DaCHS's services.
 
 Each service holds ObsCore, EPN-TAP and catalogue tables (`vosweep.testing._tapdata`) in
 its own SQLite database, built on its first query in a worker thread. Queries run in
@@ -26,6 +31,7 @@ nothing runs between requests, so the simulator can close at any time.
 from __future__ import annotations
 
 import functools
+import re
 import secrets
 import threading
 import time
@@ -47,6 +53,7 @@ from vosweep.testing._adql import (
     UploadedTable,
     require_sim_extra,
 )
+from vosweep.testing._dal import DATALINK_TYPE, fits_image, png_preview
 from vosweep.testing._profiles import (
     Behaviour,
     CapabilitiesState,
@@ -54,7 +61,15 @@ from vosweep.testing._profiles import (
     TapProfile,
     TapTable,
 )
-from vosweep.testing._tapdata import OBSCORE_MODEL, TABLES, data_tables, table_rows
+from vosweep.testing._tapdata import (
+    OBSCORE_MODEL,
+    TABLES,
+    ObscoreDataset,
+    data_tables,
+    obscore_datasets,
+    obscore_did,
+    table_rows,
+)
 from vosweep.testing._tapdocs import (
     BINARY2_FORMAT,
     BINARY2_TYPE,
@@ -92,7 +107,7 @@ from vosweep.testing._tapjobs import (
     select_jobs,
 )
 from vosweep.testing._tapupload import UploadError, parse_upload, read_upload
-from vosweep.testing._votables import Document
+from vosweep.testing._votables import Column, Document, escape_text, results_document
 
 if TYPE_CHECKING:
     from aiohttp.web_request import FileField
@@ -104,6 +119,7 @@ __all__ = [
     "TapHandler",
     "TapQuery",
     "TapService",
+    "datalink_document",
     "parse_query",
     "tap_capability",
 ]
@@ -159,6 +175,13 @@ _RESULT_BEHAVIOURS = frozenset(
 _UWS_PARAMETERS = frozenset({"PHASE", "RUNID", "EXECUTIONDURATION", "DESTRUCTION", "ACTION"})
 #: Worker threads one service's queries may use at once (its database has two connections).
 _QUERY_THREADS = 2
+#: DataLink RESPONSEFORMAT values (lower case, no spaces): a {links} VOTable (DataLink 1.1).
+_DATALINK_FORMATS = frozenset({"votable", "application/x-votable+xml", DATALINK_TYPE})
+#: What XML 1.0 cannot carry (an ID may hold anything): replaced, so the answer parses.
+_ILLEGAL_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+#: Served data files: ``{obs_id}.fits`` and its weight map ``{obs_id}.aux.fits``.
+_DATA_FILE = re.compile(r"([\w-]+)(\.aux)?\.fits")
+_PREVIEW_FILE = re.compile(r"([\w-]+)\.png")
 #: The clock of job timelines: asyncio's loop clock, readable outside the loop too
 #: (counters are read from tests, fixtures and the admin site alike).
 _now = time.monotonic
@@ -286,6 +309,7 @@ class TapService:
         self.ledger = JobLedger()
         self.lifecycle = Lifecycle.of(spec.profile)
         self._database: AdqlDatabase | None = None
+        self._datasets: Mapping[str, ObscoreDataset] = {}
         self._build_lock = anyio.Lock()
         self._limiter = anyio.CapacityLimiter(_QUERY_THREADS)
         self._changed: dict[str, anyio.Event] = {}
@@ -310,19 +334,23 @@ class TapService:
 
     # -- the database ----------------------------------------------------------------------
 
-    def _build(self) -> AdqlDatabase:
+    def _build(self) -> tuple[AdqlDatabase, dict[str, ObscoreDataset]]:
         rows: dict[str, list[tuple[object, ...]]] = {}
+        datasets: dict[str, ObscoreDataset] = {}
         for table in self.profile.tables:
             rows[TABLES[table].qualified_name] = table_rows(
                 table, seed=self.spec.seed, index=self.spec.index, base_url=self.base_url
             )
-        return AdqlDatabase(
+            if table is TapTable.OBSCORE:
+                datasets = obscore_datasets(rows[TABLES[table].qualified_name])
+        database = AdqlDatabase(
             self.tables,
             {**rows, **tap_schema_rows(self.tables)},
             features=_features(self.profile),
             timeout=self.profile.query_timeout,
             connections=_QUERY_THREADS,
         )
+        return database, datasets
 
     async def database(self) -> AdqlDatabase:
         """The service's database, built on first use (in a worker thread, once)."""
@@ -330,12 +358,32 @@ class TapService:
             if self._database is None:
                 # Shielded: a client leaving mid-build must not waste the build.
                 with anyio.CancelScope(shield=True):
-                    database = await anyio.to_thread.run_sync(self._build)
+                    database, datasets = await anyio.to_thread.run_sync(self._build)
                 if self._closed:
                     database.close()
                     raise AdqlError("the service is shutting down")
-                self._database = database
+                self._database, self._datasets = database, datasets
             return self._database
+
+    async def datasets(self) -> Mapping[str, ObscoreDataset]:
+        """The ObsCore datasets, by ``obs_publisher_did`` (empty without ObsCore).
+
+        They come with the database (built on first use), so that links and files
+        agree with what queries find.
+
+        Raises:
+            AdqlError: When the service is shutting down.
+        """
+        await self.database()
+        return self._datasets
+
+    async def dataset(self, obs_id: str) -> ObscoreDataset | None:
+        """The ObsCore dataset whose ``obs_id`` is *obs_id*, or None.
+
+        Raises:
+            AdqlError: When the service is shutting down.
+        """
+        return (await self.datasets()).get(obscore_did(self.spec.index, obs_id))
 
     def _answer(
         self,
@@ -600,6 +648,110 @@ class TapService:
             self._database.close()
 
 
+# -- DataLink ------------------------------------------------------------------------------
+
+#: The {links} columns of DataLink 1.1, in its order, with the UCDs it gives them.
+_LINK_COLUMNS = (
+    Column("ID", "char", "meta.id;meta.main", "The dataset these links belong to", None, "*"),
+    Column("access_url", "char", "meta.ref.url", "Where to get the linked resource", None, "*"),
+    Column("service_def", "char", "meta.ref", "Service descriptor to use instead", None, "*"),
+    Column("error_message", "char", "meta.code.error", "Why there is no link", None, "*"),
+    Column("semantics", "char", "meta.code", "What the link is (DataLink core)", None, "*"),
+    Column("description", "char", "meta.note", "What the link is, for humans", None, "*"),
+    Column("content_type", "char", "meta.code.mime", "MIME type of the resource", None, "*"),
+    Column("content_length", "long", "phys.size;meta.file", "Size of the resource", "byte"),
+    Column("content_qualifier", "char", "meta.code.class", "Product type of it", None, "*"),
+    Column("local_semantics", "char", "meta.code", "What the link is, here", None, "*"),
+    Column("link_auth", "char", "meta.code", "Whether it needs authentication", None, "*"),
+    Column("link_authorized", "boolean", "meta.code", "Whether the caller may use it"),
+)
+
+
+def _links(dataset: ObscoreDataset | None, did: str, base_url: str) -> list[tuple[str, ...]]:
+    """The {links} rows of *did*: ``#this``, ``#preview`` and ``#auxiliary``, or an error."""
+    if dataset is None:
+        message = f"NotFoundFault: no dataset {did} at this service"
+        return [(did, "", "", message, "#this", "", "", "", "", "", "", "")]
+    obs_id, kind = dataset.obs_id, dataset.dataproduct_type
+    fits_size = str(len(fits_image()))
+    links = (
+        # path, semantics, description, content type, length, qualifier, local semantics
+        (f"/data/{obs_id}.fits", "#this", f"The {kind}", "application/fits", fits_size,
+         f"#{kind}", "science"),
+        (f"/preview/{obs_id}.png", "#preview", "Quick-look image", "image/png",
+         str(len(png_preview())), "", "quicklook"),
+        (f"/data/{obs_id}.aux.fits", "#auxiliary", "Weight map", "application/fits", fits_size,
+         "#image", "weights"),
+    )  # fmt: skip
+    public = ("false", "T")  # no authentication needed, and the caller may use the link
+    return [
+        (did, base_url + path, "", "", semantics, text, mime, size, qualifier, local, *public)
+        for path, semantics, text, mime, size, qualifier, local in links
+    ]
+
+
+def _cell(text: str) -> str:
+    """*text* as TABLEDATA cell content: escaped, and safe from XML's newline rewriting."""
+    return escape_text(_ILLEGAL_XML.sub("\ufffd", text)).replace("\r", "&#13;")
+
+
+def datalink_document(
+    datasets: Mapping[str, ObscoreDataset],
+    ids: Sequence[str],
+    *,
+    base_url: str,
+    limit: int,
+    name: str = "the simulated TAP service",
+) -> Document:
+    """The DataLink 1.1 {links} answer for *ids* (pure).
+
+    Each ID gets its rows in request order: ``#this`` (the data file), ``#preview`` and
+    ``#auxiliary`` when it is one of *datasets*, else one row whose error_message is a
+    ``NotFoundFault``. More rows than *limit* (MAXREC) are cut, with QUERY_STATUS=OVERFLOW.
+
+    Args:
+        datasets: The service's ObsCore datasets, by ``obs_publisher_did``.
+        ids: The ID parameter's values.
+        base_url: The service's base URL, which links point below.
+        limit: The most rows to send.
+        name: The service's name, for the table description.
+    """
+    base = base_url.rstrip("/")
+    rows: list[tuple[str, ...]] = []
+    for did in ids:
+        rows.extend(_links(datasets.get(did), did, base))
+        if len(rows) > limit:
+            break
+    kept = [[_cell(text) for text in row] for row in rows[:limit]]
+    return results_document(
+        _LINK_COLUMNS,
+        [list(column) for column in zip(*kept, strict=True)],
+        description=f"Links of datasets of {name}",
+        overflow_message=f"links truncated at MAXREC={limit}" if len(rows) > limit else None,
+    )
+
+
+def _datalink_limit(params: Mapping[str, str], profile: TapProfile) -> int:
+    """The row limit of a DataLink request: MAXREC, capped by the service's hard limit.
+
+    Raises:
+        QueryParamError: On a bad MAXREC or a RESPONSEFORMAT other than a VOTable.
+    """
+    raw_format = params.get("RESPONSEFORMAT")
+    if raw_format and raw_format.lower().replace(" ", "").replace('"', "") not in _DATALINK_FORMATS:
+        raise QueryParamError(f"unsupported RESPONSEFORMAT={raw_format!r}; use {DATALINK_TYPE}")
+    raw = params.get("MAXREC", "").strip()
+    if not raw:
+        return profile.maxrec_hard
+    try:
+        maxrec = int(raw)
+    except ValueError:
+        maxrec = -1
+    if maxrec < 0:
+        raise QueryParamError(f"MAXREC must be a non-negative integer, got {raw!r}")
+    return min(maxrec, profile.maxrec_hard)
+
+
 # -- the HTTP side -------------------------------------------------------------------------
 
 
@@ -726,8 +878,53 @@ class TapHandler:
                     if table.qualified_name.lower() == name.lower():
                         return await _xml(ex, table_xml(table))
                 return await _text(ex, 404, f"no table {name}\n")
+            case ["datalink"]:
+                if method not in {"GET", "POST"}:
+                    return await _text(ex, 405, "use GET or POST\n")
+                return await self._datalink(ex, tap)
+            case ["data", name] if method == "GET":
+                return await self._file(ex, tap, name, _DATA_FILE)
+            case ["preview", name] if method == "GET":
+                return await self._file(ex, tap, name, _PREVIEW_FILE)
             case _:
                 return None
+
+    async def _datalink(self, ex: Exchange, tap: TapService) -> web.StreamResponse:
+        """DataLink 1.1 {links}: every ID's links; a request without ID is a UsageFault."""
+        params = await ex.params()
+        form: Mapping[str, Any] = await ex.request.post() if ex.request.method == "POST" else {}
+        ids = _all_values(ex.request, form, "ID")
+        if not ids:
+            return await _error(ex, 400, "UsageFault: the ID parameter is required", DATALINK_TYPE)
+        try:
+            limit = _datalink_limit(params, tap.profile)
+        except QueryParamError as exc:
+            return await _error(ex, 400, f"UsageFault: {exc}", DATALINK_TYPE)
+        try:
+            datasets = await tap.datasets()
+        except AdqlError as exc:
+            return await _error(ex, 503, f"ServiceUnavailableFault: {exc}", DATALINK_TYPE)
+        document = datalink_document(
+            datasets, ids, base_url=tap.base_url, limit=limit, name=ex.spec.name
+        )
+        return await ex.send_document(document, content_type=DATALINK_TYPE)
+
+    async def _file(
+        self, ex: Exchange, tap: TapService, name: str, pattern: re.Pattern[str]
+    ) -> web.StreamResponse | None:
+        """A data file or preview of a known ObsCore dataset; None (404) otherwise."""
+        match = pattern.fullmatch(name)
+        if match is None:
+            return None
+        try:
+            dataset = await tap.dataset(match[1])
+        except AdqlError as exc:
+            return await _text(ex, 503, f"{exc}\n")
+        if dataset is None:
+            return await _text(ex, 404, f"no dataset {match[1]} at this service\n")
+        if pattern is _PREVIEW_FILE:
+            return await ex.send(200, png_preview(), "image/png")
+        return await ex.send(200, fits_image(), "application/fits")
 
     async def _capabilities(self, ex: Exchange, tap: TapService) -> web.StreamResponse:
         state = tap.profile.capabilities
@@ -902,8 +1099,10 @@ async def _xml(ex: Exchange, text: str) -> web.StreamResponse:
     return await ex.send(200, text.encode(), "text/xml")
 
 
-async def _error(ex: Exchange, status: int, message: str) -> web.StreamResponse:
-    return await ex.send(status, error_document(message).encode(), VOTABLE_TYPE)
+async def _error(
+    ex: Exchange, status: int, message: str, content_type: str = VOTABLE_TYPE
+) -> web.StreamResponse:
+    return await ex.send(status, error_document(message).encode(), content_type)
 
 
 async def _see_other(ex: Exchange, location: str) -> web.StreamResponse:

@@ -8,17 +8,25 @@ thousands, so that a service's SQLite database builds in a fraction of a second.
 
 Geometries are DALI strings in degrees (``s_region`` is a polygon ``"ra1 dec1 ra2 dec2
 ..."``), which the simulator's ADQL geometry functions read.
+
+ObsCore access URLs point below the service's base URL, at what `vosweep.testing._tap`
+serves there: data files (``/data/{obs_id}.fits``), or, for rows whose ``access_format``
+is DataLink, the service's DataLink endpoint (``/datalink?ID={obs_publisher_did}``, as
+CADC and DaCHS write them), which `ObscoreDataset` and `obscore_datasets` let it answer.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from urllib.parse import quote
 
 import numpy as np
 
 from vosweep.testing._adql import ColumnDef, TableDef
+from vosweep.testing._dal import DATALINK_TYPE
 from vosweep.testing._profiles import TapProfile, TapTable
 
 __all__ = [
@@ -29,7 +37,12 @@ __all__ = [
     "OBSCORE_TABLE",
     "OBSCORE_UTYPE",
     "TABLES",
+    "ObscoreDataset",
     "data_tables",
+    "data_url",
+    "datalink_url",
+    "obscore_datasets",
+    "obscore_did",
     "table_rows",
 ]
 
@@ -278,7 +291,7 @@ def _timestamps(rng: np.random.Generator, n: int, start: datetime) -> list[str]:
 
 _PRODUCTS = (
     ("image", "image/fits", "phot.flux.density;em.opt", 2048),
-    ("cube", "application/x-votable+xml;content=datalink", "phot.flux.density;em.radio", 64),
+    ("cube", DATALINK_TYPE, "phot.flux.density;em.radio", 64),
     ("spectrum", "application/x-votable+xml", "phot.flux.density;em.wl", 1),
     ("timeseries", "application/x-votable+xml", "phot.mag;em.opt.V", 1),
 )
@@ -289,6 +302,57 @@ _FACILITIES = (
     ("SIM-Radio", "L-band", 0.18, 0.24),
 )
 _TARGETS = ("M31", "M51", "NGC 1275", "Crab", "Orion Nebula", "Sgr A*", "LMC", "3C 273")
+
+
+def obscore_did(index: int, obs_id: str) -> str:
+    """The ``obs_publisher_did`` of observation *obs_id* of service *index*."""
+    return f"ivo://sim.vosweep.test/tap/{index:05d}?{obs_id}"
+
+
+def data_url(base_url: str, obs_id: str) -> str:
+    """Where the service at *base_url* serves the data file of observation *obs_id*."""
+    return f"{base_url.rstrip('/')}/data/{obs_id}.fits"
+
+
+def datalink_url(base_url: str, did: str) -> str:
+    """The DataLink {links} URL of dataset *did* at *base_url* (its ID percent-encoded).
+
+    This is what ObsCore rows of DataLink format hold as ``access_url``: a URL that
+    answers a DataLink document itself, as CADC's and DaCHS's ObsCore tables have it.
+    """
+    return f"{base_url.rstrip('/')}/datalink?ID={quote(did, safe='')}"
+
+
+@dataclass(frozen=True, slots=True)
+class ObscoreDataset:
+    """One ObsCore row, as the service's DataLink endpoint and file paths see it.
+
+    Attributes:
+        did: Its ``obs_publisher_did`` (the DataLink ID).
+        obs_id: Its ``obs_id`` (what file paths are named after).
+        dataproduct_type: ``image``, ``cube``, ``spectrum`` or ``timeseries``: terms of
+            the IVOA product-type vocabulary, which DataLink content qualifiers use too.
+        access_format: Its ``access_format``.
+    """
+
+    did: str
+    obs_id: str
+    dataproduct_type: str
+    access_format: str
+
+
+def obscore_datasets(rows: Iterable[Sequence[object]]) -> dict[str, ObscoreDataset]:
+    """The datasets of ObsCore *rows* (as `table_rows` gives them), by ``obs_publisher_did``."""
+    names = [column.name for column in _OBSCORE.columns]
+    did, obs_id, kind, fmt = (
+        names.index(name)
+        for name in ("obs_publisher_did", "obs_id", "dataproduct_type", "access_format")
+    )
+    datasets = (
+        ObscoreDataset(str(row[did]), str(row[obs_id]), str(row[kind]), str(row[fmt]))
+        for row in rows
+    )
+    return {dataset.did: dataset for dataset in datasets}
 
 
 def _obscore_rows(n: int, rng: np.random.Generator, ctx: _RowContext) -> list[tuple[object, ...]]:
@@ -315,6 +379,7 @@ def _obscore_rows(n: int, rng: np.random.Generator, ctx: _RowContext) -> list[tu
         telescope, instrument, low, high = _FACILITIES[facility[k]]
         em_min = low + (high - low) * em_spread[k] * 0.5
         obs_id = f"obs{ctx.index}-{k:05d}"
+        did = obscore_did(ctx.index, obs_id)
         spatial = kind in {"image", "cube"}
         rows.append(
             (
@@ -322,8 +387,10 @@ def _obscore_rows(n: int, rng: np.random.Generator, ctx: _RowContext) -> list[tu
                 levels[k],
                 collection,
                 obs_id,
-                f"ivo://sim.vosweep.test/tap/{ctx.index:05d}?{obs_id}",
-                f"{ctx.base_url}/data/{obs_id}.fits",
+                did,
+                datalink_url(ctx.base_url, did)
+                if mime == DATALINK_TYPE
+                else data_url(ctx.base_url, obs_id),
                 mime,
                 sizes[k],
                 targets[k],

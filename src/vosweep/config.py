@@ -246,9 +246,11 @@ class TapPolicy(BaseModel, frozen=True, extra="forbid"):
 
     Attributes:
         mode: ``sync``; ``async`` (a UWS job per service); or ``auto``: sync, switching
-            to a UWS job when the sync attempt runs out of time (a long query is what
-            async is for), and going straight to async for that service afterwards
-            (for the engine's lifetime). A `TapQuery` may choose its own.
+            to a UWS job when the sync attempt runs out of time once connected (a long
+            query is what async is for), and going straight to async for that service
+            afterwards (for the engine's lifetime). A `TapQuery` may choose its own. A
+            running job holds its host slot while it is polled, so ``limits.per_host``
+            also bounds the jobs running at once on one host.
         wait: Seconds of UWS 1.1 blocking ``WAIT`` per job poll; services without WAIT
             (UWS 1.0) are polled with backoff instead. 0 always polls.
         poll_initial: First pause between polls of a service without WAIT.

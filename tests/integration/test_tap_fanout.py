@@ -365,3 +365,19 @@ class TestDatalink:
         assert sorted(str(u) for u in links.table["access_url"]) == await anyio.to_thread.run_sync(
             pyvo_previews
         )
+
+
+async def test_running_jobs_per_host_stay_within_the_host_limit():
+    """A polled job keeps its host slot: per_host bounds the jobs running at once."""
+    slow = ServiceProfile(tap=TapProfile(blocking_wait=False, execution_time=0.4))
+    fleet = [ServiceSpec.make(i, 0, slow, protocol=Protocol.TAP, seed=2) for i in range(6)]
+    async with SimulatedVO(fleet) as sim:
+        config = {"limits": vosweep.Limits(per_host=2), "user_agent_purpose": "test"}
+        async with vosweep.Engine(tap=vosweep.TapPolicy(poll_initial=0.05), **config) as e:
+            result = await e.fanout(sim.targets(), vosweep.TapQuery(CATALOGUE, mode="async"))
+        assert all(o.status is vosweep.Status.OK for o in result.outcomes), result.summary()
+        stats = sim.stats()
+        assert sum(s.jobs_created for s in stats.services) == 6
+        assert stats.max_jobs_executing <= 2
+        assert stats.max_in_flight_per_host <= 2
+        assert sim.jobs_alive() == 0

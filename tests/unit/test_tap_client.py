@@ -438,3 +438,17 @@ async def test_every_batch_job_is_deleted_as_it_ends():
     paths = server.paths()
     creations = [i for i, p in enumerate(paths) if p == "POST /async"]
     assert paths.index("DELETE /async/j1") < creations[1]  # deleted before the next batch
+
+
+async def test_auto_mode_does_not_try_a_job_on_an_unreachable_host():
+    server = FakeTap()
+
+    def refuse(request: Request) -> Response:
+        if request.url.endswith("/sync"):
+            raise ServiceTimeout("no connection within 10 s", phase="connect", url=request.url)
+        return server(request)
+
+    async with vosweep.Engine(transport=MockTransport(refuse), user_agent_purpose="test") as e:
+        result = await e.fanout([SERVICE], vosweep.TapQuery("SELECT 1"))
+    assert result.outcomes[0].status is vosweep.Status.TIMEOUT
+    assert "POST /async" not in server.paths()

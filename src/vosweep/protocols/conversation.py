@@ -61,9 +61,17 @@ class Send:
 
 @dataclass(frozen=True, slots=True)
 class Sleep:
-    """Pause (polling); the host slot is given back meanwhile. The answer is None."""
+    """Pause; the answer is None.
+
+    Attributes:
+        seconds: How long.
+        hold: Keep the host slot meanwhile. A UWS job being polled is work running on
+            the server, so it keeps counting against the host's limit (which then also
+            bounds the jobs running at once per host); a plain pause gives it back.
+    """
 
     seconds: float
+    hold: bool = False
 
 
 @dataclass(frozen=True, slots=True)

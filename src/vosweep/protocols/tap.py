@@ -280,9 +280,9 @@ def _converse(
         if mode in {"sync", "auto"}:
             try:
                 parsed = yield from _sync(base, params, files, config)
-            except ServiceTimeout:
-                if mode == "sync":
-                    raise
+            except ServiceTimeout as exc:
+                if mode == "sync" or exc.phase == "connect":
+                    raise  # an unreachable host will not take a job either
                 mode = "async"  # a long query: the rest goes through UWS too
                 yield Note(slow_key, value=True)
         if parsed is None:
@@ -411,7 +411,7 @@ def _wait(job_url: str, started: float, policy: TapPolicy) -> Generator[Step, An
         if wait > 0 and not honoured:
             use_wait = False  # a UWS 1.0 server: it answers at once
         if not honoured:
-            yield Sleep(pause)
+            yield Sleep(pause, hold=True)
             pause = min(policy.poll_max, pause * 2)
         phase = job.phase
 

@@ -506,7 +506,8 @@ class _Conversation:
                 step.func, *step.args, limiter=runner.parse_limiter, abandon_on_cancel=True
             )
         if isinstance(step, Sleep):
-            self._release()
+            if not step.hold:
+                self._release()
             await anyio.sleep(step.seconds)
             return None
         if isinstance(step, Capabilities):

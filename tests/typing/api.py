@@ -129,3 +129,28 @@ def sweep_in_a_script(access_urls: Sequence[str]) -> vosweep.FanoutResult | None
         return partial
     assert_type(result, vosweep.FanoutResult)
     return result
+
+
+async def images_spectra_tables(engine: vosweep.Engine, services: list[vosweep.Service]) -> int:
+    """Images, spectra and ADQL in one fan-out; DataLink previews; VOSI; service parameters."""
+    from astropy.table import Table  # noqa: PLC0415
+    from astropy.time import Time  # noqa: PLC0415
+
+    crab = SkyCoord(ra=83.6331 * u.deg, dec=22.0145 * u.deg, frame="icrs")
+    query = vosweep.PerProtocol(
+        sia=vosweep.ImageQuery(crab, radius=3 * u.arcmin, band=(400 * u.nm, None)),
+        ssa=vosweep.SpectrumQuery(crab, diameter=0.1, time=(Time("2010-01-01"), None)),
+        tap=vosweep.TapQuery(
+            "SELECT * FROM TAP_UPLOAD.t", uploads={"t": Table({"a": [1]})}, mode="async"
+        ),
+    )
+    result = await engine.fanout(services, query)
+    links = await engine.datalinks(result, semantics="#preview")
+    assert_type(links, vosweep.FanoutResult)
+    caps = await engine.capabilities(services[0])
+    if caps is not None and caps.tap is not None:
+        assert_type(caps.tap.best_format(), str | None)
+    params = await engine.service_parameters(services[0])
+    config = vosweep.EngineConfig(tap=vosweep.TapPolicy(mode="async", job_timeout=60.0))
+    assert config.tap.mode in {"sync", "async", "auto"}
+    return result.rows + links.rows + len(params)

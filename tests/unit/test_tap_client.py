@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, urlsplit
 
@@ -452,3 +453,107 @@ async def test_auto_mode_does_not_try_a_job_on_an_unreachable_host():
         result = await e.fanout([SERVICE], vosweep.TapQuery("SELECT 1"))
     assert result.outcomes[0].status is vosweep.Status.TIMEOUT
     assert "POST /async" not in server.paths()
+
+
+class TestHostileJobs:
+    """Every way a UWS exchange goes wrong ends in an outcome, and the job is deleted."""
+
+    @staticmethod
+    def wrap(server: FakeTap, change) -> Callable[[Request], Response]:
+        def handler(request: Request) -> Response:
+            return change(request, server) or server(request)
+
+        return handler
+
+    async def run_with(self, handler, **tap: object) -> vosweep.FanoutResult:
+        policy = vosweep.TapPolicy(poll_initial=0.01, poll_max=0.02, **tap)  # type: ignore[arg-type]
+        async with vosweep.Engine(
+            transport=MockTransport(handler), tap=policy, user_agent_purpose="test"
+        ) as e:
+            return await e.fanout([SERVICE], vosweep.TapQuery("SELECT 1", mode="async"))
+
+    async def test_creation_answering_a_job_document_without_location(self):
+        server = FakeTap()
+
+        def change(request: Request, srv: FakeTap) -> Response | None:
+            if request.method == "POST" and request.url.endswith("/async"):
+                srv(request)  # creates j1
+                return Response(url=request.url, status=200, body=job_doc("j1", "PENDING"))
+            return None
+
+        result = await self.run_with(self.wrap(server, change))
+        assert result.outcomes[0].status is vosweep.Status.OK, result.outcomes[0].message
+        assert server.jobs == {}
+
+    async def test_creation_answering_html(self):
+        server = FakeTap()
+
+        def change(request: Request, srv: FakeTap) -> Response | None:
+            if request.method == "POST" and request.url.endswith("/async"):
+                return Response(
+                    url=request.url, status=200, body=b"<html><title>Login</title></html>"
+                )
+            return None
+
+        result = await self.run_with(self.wrap(server, change))
+        outcome = result.outcomes[0]
+        assert outcome.status is vosweep.Status.ERROR
+        assert outcome.error_type == "ResponseFormatError"
+        assert "HTML" in (outcome.message or "")
+
+    async def test_malformed_job_document_still_deletes(self):
+        server = FakeTap(polls_to_finish=5)
+
+        def change(request: Request, srv: FakeTap) -> Response | None:
+            if request.method == "GET" and request.url.split("?")[0].endswith("/j1"):
+                return Response(url=request.url, status=200, body=b"<uws:job><uws:phase>")
+            return None
+
+        result = await self.run_with(self.wrap(server, change))
+        assert result.outcomes[0].status is vosweep.Status.ERROR
+        assert server.jobs == {}
+        assert server.deleted == ["j1"]
+
+    async def test_missing_result_still_deletes(self):
+        server = FakeTap()
+
+        def change(request: Request, srv: FakeTap) -> Response | None:
+            if request.url.endswith("/results/result"):
+                return Response(url=request.url, status=404, body=b"expired")
+            return None
+
+        result = await self.run_with(self.wrap(server, change))
+        outcome = result.outcomes[0]
+        assert outcome.status is vosweep.Status.ERROR
+        assert outcome.http_status == 404
+        assert server.jobs == {}
+
+    async def test_job_aborted_by_the_server(self):
+        server = FakeTap(polls_to_finish=None)
+
+        def change(request: Request, srv: FakeTap) -> Response | None:
+            job = srv.jobs.get("j1")
+            if job is not None and job.phase == "EXECUTING" and request.method == "GET":
+                job.phase = "ABORTED"
+            return None
+
+        result = await self.run_with(self.wrap(server, change))
+        outcome = result.outcomes[0]
+        assert outcome.status is vosweep.Status.ERROR
+        assert "ABORTED" in (outcome.message or "")
+        assert server.jobs == {}
+
+    async def test_server_refusing_wait_is_polled(self):
+        server = FakeTap(polls_to_finish=2)
+        refused: list[str] = []
+
+        def change(request: Request, srv: FakeTap) -> Response | None:
+            if "WAIT=" in request.url:
+                refused.append(request.url)
+                return Response(url=request.url, status=400, body=b"unknown parameter WAIT")
+            return None
+
+        result = await self.run_with(self.wrap(server, change))
+        assert result.outcomes[0].status is vosweep.Status.OK, result.outcomes[0].message
+        assert len(refused) == 1  # asked once, then polled without it
+        assert server.jobs == {}

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin
 
 from vosweep.errors import (
+    HTTPStatusError,
     NotSupported,
     QueryRejected,
     ResponseFormatError,
@@ -84,6 +85,8 @@ _REDIRECTS = frozenset({200, 201, 301, 302, 303, 307})
 #: Answers to a job deletion that are handed back rather than raised (refusals are tried
 #: with the other method; 404 means the job is gone already).
 _GONE = frozenset({*_REDIRECTS, 400, 403, 404, 405, 501})
+#: Statuses with which a server refuses the WAIT/PHASE parameters it does not know.
+_WAIT_REFUSED = frozenset({400, 405, 422, 501})
 #: A WAIT answered faster than this (seconds) with an unchanged phase was not honoured.
 _WAIT_IGNORED = 0.25
 
@@ -400,7 +403,13 @@ def _wait(job_url: str, started: float, policy: TapPolicy) -> Generator[Step, An
             wait = policy.wait if remaining is None else max(1.0, min(policy.wait, remaining))
             params = [("WAIT", str(int(wait))), ("PHASE", phase.value)]
         url = with_params(job_url, params) if params else job_url
-        response = yield Send(Request(url=url), extra_time=wait)
+        try:
+            response = yield Send(Request(url=url), extra_time=wait)
+        except HTTPStatusError as exc:
+            if not params or exc.status not in _WAIT_REFUSED:
+                raise
+            use_wait = False  # a server that refuses WAIT: poll it instead
+            continue
         job = parse_job(response.body)
         if job.phase.final:
             return job

@@ -381,3 +381,21 @@ async def test_running_jobs_per_host_stay_within_the_host_limit():
         assert stats.max_jobs_executing <= 2
         assert stats.max_in_flight_per_host <= 2
         assert sim.jobs_alive() == 0
+
+
+async def test_discovered_obscore_services_answer_a_tap_sweep():
+    """Registry search (servicetype tap, datamodel obscore) straight into a TAP fan-out."""
+    from vosweep.testing import RegistryProfile  # noqa: PLC0415
+
+    fleet = [ServiceSpec.make(i, i % 2, ServiceProfile(), protocol=Protocol.TAP) for i in range(3)]
+    async with SimulatedVO(fleet, registry=RegistryProfile(n_resources=50)) as sim:
+        registry = vosweep.RegistryConfig(endpoints=(sim.registry_url,))
+        async with vosweep.Engine(registry=registry, user_agent_purpose="test") as e:
+            search = vosweep.registry.search(
+                servicetype="tap", datamodel="obscore", keywords=["fleet"]
+            )
+            result = await e.fanout(
+                search, vosweep.TapQuery("SELECT TOP 5 obs_id FROM ivoa.obscore")
+            )
+        assert [o.service.name for o in result.outcomes] == [s.name for s in fleet]
+        assert all(o.status is vosweep.Status.OK and o.rows == 5 for o in result.outcomes)

@@ -125,13 +125,20 @@ class BreakerPolicy(BaseModel, frozen=True, extra="forbid"):
     Attributes:
         enabled: Switch the breaker off to send every request whatever happens.
         failure_threshold: Consecutive host-level failures (connection errors, timeouts,
-            5xx) that open the circuit.
+            5xx) that open the circuit...
+        failure_ratio: ...provided at least this share of the host's last `window`
+            answers failed too. A big host (VizieR) with a few hanging catalogues sees
+            its 5 slots time out one after another while hundreds of its other services
+            answer: that is not a dead host, and must not cost those services.
+        window: How many of the host's latest answers the ratio looks at.
         cooldown: Seconds the circuit stays open before one probe request is let through.
         max_cooldown: Upper bound for the cooldown, which doubles after each failed probe.
     """
 
     enabled: bool = True
     failure_threshold: int = Field(default=5, ge=1)
+    failure_ratio: float = Field(default=0.5, gt=0, le=1)
+    window: int = Field(default=20, ge=1)
     cooldown: float = Field(default=30.0, gt=0)
     max_cooldown: float = Field(default=300.0, gt=0)
 

@@ -71,19 +71,26 @@ class TestCircuitBreaker:
 
     @given(st.lists(st.booleans(), max_size=60))
     def test_never_open_without_threshold_failures(self, events):
-        """The circuit opens only after `threshold` consecutive failures."""
+        """The circuit opens exactly when `threshold` consecutive failures are also a
+        `failure_ratio` share of the last `window` answers."""
         b = CircuitBreaker(POLICY)
         run = 0
+        history: list[bool] = []
         for t, ok in enumerate(events):
             if b.state(t) is not BreakerState.CLOSED:
                 break
+            history.append(not ok)
             if ok:
                 b.record_success(t)
                 run = 0
             else:
                 b.record_failure(t)
                 run += 1
-            assert (b.state(t) is BreakerState.OPEN) == (run >= POLICY.failure_threshold)
+            recent = history[-POLICY.window :]
+            expected = run >= POLICY.failure_threshold and (
+                sum(recent) / len(recent) >= POLICY.failure_ratio
+            )
+            assert (b.state(t) is BreakerState.OPEN) == expected
 
 
 class TestBreakerBoard:
@@ -103,3 +110,33 @@ class TestBreakerBoard:
         snap = board.snapshot(3)
         assert [s.host for s in snap] == ["dead.test"]
         assert snap[0].last_error == "refused"
+
+
+class TestFailureRatio:
+    """A host answering well does not open on a burst of its slowest services' timeouts."""
+
+    def test_burst_on_a_healthy_host_keeps_it_closed(self):
+        breaker = CircuitBreaker(BreakerPolicy(failure_threshold=5, failure_ratio=0.5, window=20))
+        for _ in range(15):
+            breaker.record_success(0.0)
+        for _ in range(5):
+            breaker.record_failure(1.0, "timeout")
+        assert breaker.state(1.0) is BreakerState.CLOSED
+
+    def test_a_dead_host_still_opens_after_threshold(self):
+        breaker = CircuitBreaker(BreakerPolicy(failure_threshold=5))
+        for _ in range(4):
+            breaker.record_failure(0.0, "refused")
+        assert breaker.state(0.0) is BreakerState.CLOSED
+        breaker.record_failure(0.0, "refused")
+        assert breaker.state(0.0) is BreakerState.OPEN
+
+    def test_a_host_that_turns_bad_opens_once_failures_dominate(self):
+        breaker = CircuitBreaker(BreakerPolicy(failure_threshold=5, failure_ratio=0.5, window=20))
+        for _ in range(15):
+            breaker.record_success(0.0)
+        for _ in range(9):
+            breaker.record_failure(1.0, "refused")
+        assert breaker.state(1.0) is BreakerState.CLOSED  # 9 of the last 20
+        breaker.record_failure(1.0, "refused")
+        assert breaker.state(1.0) is BreakerState.OPEN  # 10 of 20

@@ -595,3 +595,42 @@ class TestMirrors:
             result = await e.fanout(targets, CONE)
         assert result.counts()[vosweep.Status.OK] == 30
         assert tracker.peak["up.test"] == 3
+
+
+async def test_a_few_hanging_services_do_not_close_a_busy_host():
+    """VizieR-like: 5 hangs fill the host's slots and time out in a row; its 300 other
+    services still answer (the breaker also weighs the host's recent answers)."""
+    hanging = {f"http://big.test/scs/{i}" for i in range(20, 25)}
+
+    async def handler(request: Request) -> Response:
+        base = request.url.split("?")[0]
+        if base in hanging:
+            await anyio.sleep(0.05)
+            raise vosweep.ServiceTimeout("no data for 0.05 s", phase="read", url=request.url)
+        await anyio.sleep(0.001)
+        return ok(request)
+
+    targets = [vosweep.Service.scs(f"http://big.test/scs/{i}") for i in range(300)]
+    async with engine(handler, limits=vosweep.Limits(per_host=5)) as e:
+        result = await e.fanout(targets, CONE)
+    counts = result.counts()
+    assert counts[vosweep.Status.TIMEOUT] == 5
+    assert counts[vosweep.Status.SKIPPED] == 0
+    assert counts[vosweep.Status.OK] == 295
+
+
+async def test_a_retry_does_not_reach_a_host_whose_circuit_opened_meanwhile():
+    sent: list[str] = []
+
+    async def handler(request: Request) -> Response:
+        sent.append(request.url)
+        await anyio.sleep(0.01)
+        raise TransportError("connection refused", url=request.url)
+
+    targets = services(5, hosts=1)
+    retry = vosweep.RetryPolicy(wait_initial=0.05, wait_jitter=0.0, attempts=3)
+    async with engine(handler, retry=retry, errors="retry") as e:
+        result = await e.fanout(targets, CONE)
+    # 5 first attempts open the circuit; the retries waiting in backoff then stop.
+    assert len(sent) == 5
+    assert all(o.error_type == "TransportError" for o in result.outcomes)

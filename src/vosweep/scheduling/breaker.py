@@ -1,11 +1,13 @@
 """Per-host circuit breakers: a pure state machine; the clock is passed in.
 
-closed --(threshold consecutive host failures)--> open --(cooldown passed)--> half-open
+closed --(threshold consecutive host failures, and a failing share of the recent
+answers)--> open --(cooldown passed)--> half-open
 half-open --(the single probe succeeds)--> closed;  --(probe fails)--> open, cooldown doubled
 """
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -28,6 +30,8 @@ class CircuitBreaker:
     def __init__(self, policy: BreakerPolicy) -> None:
         self._policy = policy
         self._failures = 0
+        #: The host's latest answers, True for a failure (the ratio's window).
+        self._recent: deque[bool] = deque(maxlen=policy.window)
         self._opened_at = 0.0
         self._cooldown = policy.cooldown
         self._open = False
@@ -68,6 +72,7 @@ class CircuitBreaker:
         """A request to the host worked: the host is alive."""
         del now
         self._failures = 0
+        self._recent.append(False)
         self._probing = False
         if self._open:
             self._open = False
@@ -84,7 +89,9 @@ class CircuitBreaker:
                 self._opened_at = now
             return
         self._failures += 1
-        if self._failures >= self._policy.failure_threshold:
+        self._recent.append(True)
+        share = sum(self._recent) / len(self._recent)
+        if self._failures >= self._policy.failure_threshold and share >= self._policy.failure_ratio:
             self._open = True
             self._opened_at = now
             self._probing = False

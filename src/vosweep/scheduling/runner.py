@@ -209,12 +209,14 @@ class Runner:
         self.budget.record_request(host)
         response: Response | None = None
         retrying = self._retrying(job, policy, slot, breaker)
+        failed: ServiceError | None = None
 
         try:
             async for attempt in retrying:
                 if slot is not None:
                     await slot.reacquire()
                 with attempt:
+                    _stop_if_opened(breaker, failed)
                     attempts += 1
                     response = None
                     try:
@@ -225,6 +227,7 @@ class Runner:
                         )
                         check_http_status(response)
                     except ServiceError as exc:
+                        failed = exc
                         self._judge_host(breaker, host, exc)
                         _log.get_logger().debug(
                             _log.FETCH_FAILED,
@@ -398,6 +401,21 @@ class Runner:
             breaker.record_success(now)
 
 
+def _stop_if_opened(breaker: CircuitBreaker | None, failed: ServiceError | None) -> None:
+    """Before a retry: if the host's circuit opened during the backoff, end with the last error.
+
+    The retry decision looked at the breaker before the pause; other requests to the
+    host may have failed meanwhile, and a dead host must not get one more connection
+    per waiting retry.
+    """
+    if (
+        failed is not None
+        and breaker is not None
+        and breaker.state(anyio.current_time()) is BreakerState.OPEN
+    ):
+        raise failed
+
+
 def _failure_status(exc: ServiceError) -> Status:
     if isinstance(exc, NotSupported):
         return Status.SKIPPED  # never asked: the service said it cannot
@@ -549,12 +567,14 @@ class _Conversation:
             )
         runner.budget.record_request(host)
         response: Response | None = None
+        failed: ServiceError | None = None
         async for attempt in runner._retrying(
             job, self.policy, self.slot, self.breaker, retry=step.retry
         ):
             if self.slot is not None:
                 await self.slot.reacquire()
             with attempt:
+                _stop_if_opened(self.breaker, failed)
                 self.attempts += 1
                 try:
                     response = await runner.transport.send(
@@ -563,6 +583,7 @@ class _Conversation:
                     if response.status not in step.accept:
                         check_http_status(response)
                 except ServiceError as exc:
+                    failed = exc
                     runner._judge_host(self.breaker, host, exc)
                     _log.get_logger().debug(
                         _log.FETCH_FAILED,

@@ -49,3 +49,14 @@ def bench(session: nox.Session) -> None:
     session.run("python", "benchmarks/bench_aggregate.py", *args)
     session.run("python", "benchmarks/bench_fanout.py", *args)
     session.run("python", "benchmarks/bench_registry.py")
+
+
+@nox.session
+def soak(session: nox.Session) -> None:
+    """The 10,000-service soak (minutes, so not run by default); writes results/soak.md.
+
+    Exits non-zero when a check fails: rows lost, a descriptor or task leak, RSS growing
+    from round to round, a dead host hammered or a live one over its retry budget.
+    """
+    session.install("-e", ".[progress,sim]", *_group("bench"))
+    session.run("python", "benchmarks/bench_soak.py", *session.posargs)

@@ -227,8 +227,8 @@ class Runner:
                         )
                         check_http_status(response)
                     except ServiceError as exc:
+                        self._judge_host(breaker, host, exc, repeated=failed is not None)
                         failed = exc
-                        self._judge_host(breaker, host, exc)
                         _log.get_logger().debug(
                             _log.FETCH_FAILED,
                             service=job.service.label,
@@ -385,11 +385,20 @@ class Runner:
             reraise=True,
         )
 
-    def _judge_host(self, breaker: CircuitBreaker | None, host: str, exc: ServiceError) -> None:
+    def _judge_host(
+        self, breaker: CircuitBreaker | None, host: str, exc: ServiceError, *, repeated: bool
+    ) -> None:
+        """Tell *host*'s breaker about a failed attempt.
+
+        A retry failing again (*repeated*) is not new evidence against the host: one
+        broken service retried three times must not weigh like three services failing.
+        """
         if breaker is None:
             return
         now = anyio.current_time()
         if counts_against_host(exc):
+            if repeated:
+                return
             was = breaker.state(now)
             breaker.record_failure(now, f"{type(exc).__name__}: {exc.message}")
             if was is BreakerState.CLOSED and breaker.state(now) is not BreakerState.CLOSED:
@@ -583,8 +592,8 @@ class _Conversation:
                     if response.status not in step.accept:
                         check_http_status(response)
                 except ServiceError as exc:
+                    runner._judge_host(self.breaker, host, exc, repeated=failed is not None)
                     failed = exc
-                    runner._judge_host(self.breaker, host, exc)
                     _log.get_logger().debug(
                         _log.FETCH_FAILED,
                         service=job.service.label,

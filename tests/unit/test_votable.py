@@ -733,3 +733,33 @@ def test_remote_stream_is_never_fetched(tmp_path):
         for fast in (True, False):
             with pytest.raises(ResponseFormatError, match="by reference"):
                 parse_votable(doc, fast=fast)
+
+
+def test_a_million_fields_are_refused_at_once():
+    """A small body declaring a million columns would hold a parser thread for minutes."""
+    import time  # noqa: PLC0415
+
+    from vosweep.errors import ResponseTooLarge  # noqa: PLC0415
+    from vosweep.protocols.votable import MAX_FIELDS  # noqa: PLC0415
+
+    field = b'<vot:FIELD name="a" datatype="int"/>'
+    doc = (
+        b'<vot:VOTABLE xmlns:vot="http://www.ivoa.net/xml/VOTable/v1.3"><vot:RESOURCE><vot:TABLE>'
+        + field * 1_000_000
+        + b"<vot:DATA><vot:TABLEDATA/></vot:DATA></vot:TABLE></vot:RESOURCE></vot:VOTABLE>"
+    )
+    started = time.perf_counter()
+    with pytest.raises(ResponseTooLarge, match=f"over the {MAX_FIELDS}"):
+        parse_votable(doc, max_bytes=10**9)
+    assert time.perf_counter() - started < 10
+
+
+def test_wide_but_reasonable_tables_still_parse():
+    fields = "".join(f'<FIELD name="c{i}" datatype="int"/>' for i in range(300))
+    cells = "".join(f"<TD>{i}</TD>" for i in range(300))
+    doc = (
+        f'<VOTABLE version="1.4"><RESOURCE type="results"><TABLE>{fields}'
+        f"<DATA><TABLEDATA><TR>{cells}</TR></TABLEDATA></DATA></TABLE></RESOURCE></VOTABLE>"
+    ).encode()
+    (table,) = parse_votable(doc).tables
+    assert len(table.colnames) == 300

@@ -321,6 +321,8 @@ def _parse(
         raise ResponseFormatError(str(exc)) from None
     except _WrongRoot as exc:
         raise wrong_root(str(exc), body, what) from None
+    except LookupError as exc:  # expat asks Python's codecs for an encoding it lacks
+        raise ResponseFormatError(f"{what} in an unknown character encoding: {exc}") from None
     except expat.ExpatError as exc:
         raise ResponseFormatError(
             f"{what} is not well-formed XML: {exc}{_describe_body(body)}"

@@ -54,6 +54,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NoReturn
 
+import numpy as np
 from astropy.io.votable import parse as _astropy_parse
 
 from vosweep.errors import QueryRejected, ResponseFormatError, ResponseTooLarge, ServiceError
@@ -98,10 +99,35 @@ _SUBSET_TOKEN = re.compile(
     re.DOTALL | re.IGNORECASE,
 )
 _SUBSET_CLOSE = re.compile(rb"\s*>")
+_ARRAYSIZE = re.compile(rb"""arraysize\s*=\s*["']\s*([0-9x]+)\s*["']""")
+_DATATYPE = re.compile(rb"""\bdatatype\s*=\s*["']\s*(\w+)""")
+#: Bytes per array element in the tables built (char as numpy ``U``: 4 bytes a character).
+_ITEM_BYTES = {
+    b"boolean": 1,
+    b"bit": 1,
+    b"unsignedByte": 1,
+    b"short": 2,
+    b"int": 4,
+    b"long": 8,
+    b"char": 4,
+    b"unicodeChar": 4,
+    b"float": 4,
+    b"double": 8,
+    b"floatComplex": 8,
+    b"doubleComplex": 16,
+}
+#: Cells up to this size are never checked: only giant fixed arraysizes can blow memory up.
+_BIG_CELL = 64 * 1024
+#: Tables may take this much memory, or this many times the body, whichever is more.
+_EXPANSION_FLOOR = 32 * 2**20
+_EXPANSION_RATIO = 16
+#: astropy allocates BINARY/BINARY2 columns 512 rows at a time, however few rows come.
+_ASTROPY_CHUNK_ROWS = 512
 _HTML_TITLE = re.compile(rb"<title[^>]*>(.*?)</title\s*>", re.IGNORECASE | re.DOTALL)
-_XML_MESSAGE = re.compile(
-    rb"<(?:[\w.\-]+:)?message\b[^>]*>(.*?)</(?:[\w.\-]+:)?message\s*>", re.IGNORECASE | re.DOTALL
-)
+# Opening and closing tags are searched apart, from the first opening on: one lazy
+# ``<message>(.*?)</message>`` pattern is quadratic on ``<message>`` repeated unclosed.
+_XML_MESSAGE = re.compile(rb"<(?:[\w.\-]+:)?message\b[^<>]*>", re.IGNORECASE)
+_XML_MESSAGE_END = re.compile(rb"</(?:[\w.\-]+:)?message\s*>", re.IGNORECASE)
 _TRUNCATION = re.compile(
     r"truncat|overflow|max_?rec|maxtup"
     r"|limit\w*\s+(?:was\s+|has\s+been\s+|is\s+)?(?:reached|exceeded|hit)",
@@ -168,13 +194,17 @@ def parse_votable(
         # Sniff what expat will really read: the declared encoding may have hidden markup.
         data = recoded
         start = _sniff(data, content_type, gzipped=layers > 0)
+    _check_width(data)
+    cell = _largest_cell(data, start)
     if fast:
+        _check_expansion(data, start, cell, extra_rows=1)
         parsed = _parse_fast(data, start)
         if parsed is not None:
             return parsed
+    _check_expansion(data, start, cell, extra_rows=_ASTROPY_CHUNK_ROWS)
     _refuse_remote_streams(data, start)
     votable = _read_tree(data, start)
-    with _format_errors("cannot read the VOTable"):
+    with _format_errors("cannot read the VOTable"), np.errstate(all="ignore"):
         signals = _collect_signals(votable)
         status, message = _decide_status(signals)
         tables = _result_tables(votable)
@@ -182,6 +212,26 @@ def parse_votable(
 
 
 # --- size and compression ------------------------------------------------------------------
+
+#: FIELDs in one document beyond which it is refused. The widest real answers have a few
+#: hundred columns (SDSS PhotoObj: about 500); past a few thousand, both decoders cost
+#: more per column than a sweep can pay (astropy is quadratic in the FIELD count: 16,000
+#: FIELDs took 26 s), and a small body of a million FIELDs would hold a worker thread
+#: for minutes.
+MAX_FIELDS = 5_000
+_FIELD_TAG = re.compile(rb"<(?:[\w.-]+:)?FIELD[\s/>]")
+
+
+def _check_width(data: bytes) -> None:
+    # A cheap upper bound first: the tag can only be counted if the word is there.
+    if data.count(b"FIELD") <= MAX_FIELDS:
+        return
+    fields = sum(1 for _ in _FIELD_TAG.finditer(data))
+    if fields > MAX_FIELDS:
+        raise ResponseTooLarge(
+            f"the VOTable declares {fields} FIELDs, over the {MAX_FIELDS} vosweep reads "
+            "(decoding that many columns would take minutes)"
+        )
 
 
 def _inflate(body: bytes, max_bytes: int) -> tuple[bytes, int]:
@@ -229,6 +279,58 @@ def _gunzip(data: bytes, max_bytes: int) -> bytes:
     except zlib.error as exc:
         raise ResponseFormatError(f"corrupt gzip body: {exc}") from exc
     return out.getvalue()
+
+
+# --- expansion -----------------------------------------------------------------------------
+
+
+def _largest_cell(data: bytes, start: int) -> int:
+    """Bytes of the largest fixed-size cell any FIELD or PARAM declares (0 if none is big).
+
+    A fixed ``arraysize`` is allocated whole for every row, whatever the cell holds:
+    ``<FIELD datatype="char" arraysize="200000000"/>`` turns ``<TD>x</TD>`` into 800 MB.
+    A byte search finds the few ``arraysize`` attributes of even a huge document.
+    """
+    largest = 0
+    pos = data.find(b"arraysize", start)
+    while pos >= 0:
+        match = _ARRAYSIZE.match(data, pos)
+        if match is not None:
+            elements = 1
+            for dim in match.group(1).split(b"x"):
+                # 19 digits are plenty (and int() refuses thousands of them).
+                elements *= int(dim.lstrip(b"0")[:19] or b"0") if dim else 1
+            if elements * 4 > _BIG_CELL:  # cheap test first: the smallest item is a byte
+                tag = data[data.rfind(b"<", start, pos) + 1 : data.find(b">", pos)]
+                datatype = _DATATYPE.search(tag)
+                item = _ITEM_BYTES.get(datatype.group(1), 16) if datatype else 16
+                largest = max(largest, elements * item)
+        pos = data.find(b"arraysize", pos + 9)
+    return largest if largest > _BIG_CELL else 0
+
+
+def _check_expansion(data: bytes, start: int, cell: int, *, extra_rows: int) -> None:
+    """Refuse a document whose fixed-size cells would take memory out of all proportion.
+
+    Args:
+        data: The document.
+        start: Where it starts.
+        cell: `_largest_cell` of the document.
+        extra_rows: Rows allocated besides those written (the reader's first chunk).
+
+    Raises:
+        ResponseTooLarge: The cells times the rows (an upper bound: every ``<TR`` of the
+            document) pass the greater of a floor and a multiple of the body size.
+    """
+    if not cell:
+        return
+    rows = data.count(b"<TR", start) + data.count(b":TR", start) + extra_rows
+    limit = max(_EXPANSION_FLOOR, _EXPANSION_RATIO * len(data))
+    if cell * rows > limit:
+        raise ResponseTooLarge(
+            f"a fixed arraysize of {cell} bytes a cell would take about {cell * rows} bytes"
+            f" in memory for a {len(data)}-byte body (limit {limit})"
+        )
 
 
 # --- sniffing ------------------------------------------------------------------------------
@@ -418,9 +520,11 @@ def _non_xml_kind(buf: bytes, start: int, end: int, media: str) -> tuple[str, bo
 def _first_message(buf: bytes, start: int, end: int) -> str:
     """The text of a ``<message>`` element near the top (IRSA, UWS error summaries)."""
     match = _XML_MESSAGE.search(buf, start, end)
-    if match is None:
+    closing = _XML_MESSAGE_END.search(buf, match.end(), end) if match else None
+    if match is None or closing is None:
         return ""
-    return _clean(html.unescape(match.group(1).decode("utf-8", errors="replace")))
+    text = buf[match.end() : closing.start()]
+    return _clean(html.unescape(text.decode("utf-8", errors="replace")))
 
 
 def _excerpt(buf: bytes, start: int, end: int) -> str:
@@ -436,7 +540,8 @@ def _parse_fast(data: bytes, start: int) -> Parsed | None:
 
     The status rules are the same as for astropy's tree: same signals, same decision.
     """
-    document = fastvot.decode(data[start:] if start else data)
+    with np.errstate(all="ignore"):  # an overflowing cell is inf, as astropy reads it
+        document = fastvot.decode(data[start:] if start else data)
     if document is None:
         return None
     found = document.signals
@@ -469,6 +574,8 @@ def _recode_for_expat(data: bytes, start: int) -> bytes | None:
     name = match.group(1).decode("ascii")
     try:
         codec = codecs.lookup(name).name
+        # Not empty (that is never looked up): refuses bytes-to-bytes codecs (base64, zlib).
+        b" ".decode(codec, errors="replace")
     except LookupError:
         raise ResponseFormatError(f"unknown character encoding {name!r} declared") from None
     declaration = data[start : match.start(1)] + b"UTF-8" + data[match.end(1) : match.end()]
@@ -529,7 +636,9 @@ def _read_tree(data: bytes, start: int) -> Any:
     """
     stream = io.BytesIO(data)
     stream.seek(start)
-    with _format_errors("malformed VOTable"):
+    # numpy warns when a value overflows its column type (1e308 as a float); astropy's
+    # value (inf) stands, and a sweep's worker threads must not warn per response.
+    with _format_errors("malformed VOTable"), np.errstate(all="ignore"):
         return _astropy_parse(
             stream.read, verify="ignore", invalid="exception", filename="response"
         )

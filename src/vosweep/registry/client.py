@@ -23,6 +23,7 @@ registry worded it.
 
 from __future__ import annotations
 
+import math
 import re
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
@@ -218,7 +219,7 @@ class RegistryClient:
             features, schema = await self._capabilities(endpoint, spec)
             adql = spec.adql(features)
             answer = await self._query_at(endpoint, adql, maxrec=spec.maxrec)
-            resources = [_resource(row) for row in answer.rows]
+            resources = _resources(answer.rows, endpoint)
             ivoids = [r.ivoid for r in resources]
             # When the answer is the whole match, follow-ups can name it by the search itself.
             whole = not answer.overflow and (spec.maxrec is None or len(ivoids) < spec.maxrec)
@@ -535,7 +536,7 @@ class RegistryClient:
 def _declares_regtap_11(data_models: Iterable[str]) -> bool:
     """Whether RegTAP 1.1 or later is declared (1.2 keeps the columns 1.1 added)."""
     minors = (dm.removeprefix(_REGTAP_1X) for dm in data_models if dm.startswith(_REGTAP_1X))
-    return any(minor.isdigit() and int(minor) >= 1 for minor in minors)
+    return any(minor.isascii() and minor.isdigit() and int(minor[:9]) >= 1 for minor in minors)
 
 
 @contextmanager
@@ -642,8 +643,24 @@ def _hash_list(value: object, separator: re.Pattern[str] = _HASH_SPLIT) -> tuple
     return tuple(item.strip() for item in separator.split(str(value)) if item.strip())
 
 
+def _resources(rows: list[dict[str, Any]], endpoint: str) -> list[RegistryResource]:
+    """The search answer's resources; rows without an ivoid are left out.
+
+    Raises:
+        ResponseFormatError: The answer has rows but no ``ivoid`` column: whatever
+            answered is not a RegTAP service (or not this query's).
+    """
+    if rows and "ivoid" not in rows[0]:
+        raise ResponseFormatError(
+            f"the registry at {endpoint} answered without an ivoid column"
+            f" (columns: {', '.join(list(rows[0])[:8])})",
+            url=tap.sync_url(endpoint),
+        )
+    return [_resource(row) for row in rows if row.get("ivoid") is not None]
+
+
 def _resource(row: dict[str, Any]) -> RegistryResource:
-    region = row.get("region_of_regard")
+    region = _number(row.get("region_of_regard"))
     return RegistryResource(
         ivoid=str(row["ivoid"]),
         res_type=row.get("res_type"),
@@ -661,8 +678,19 @@ def _resource(row: dict[str, Any]) -> RegistryResource:
         source_format=row.get("source_format"),
         source_value=row.get("source_value"),
         res_version=row.get("res_version"),
-        region_of_regard=float(region) if region is not None else None,
+        region_of_regard=region,
     )
+
+
+def _number(value: object) -> float | None:
+    """A float from a numeric cell, None for a null or for junk (a service's, not ours)."""
+    if value is None:
+        return None
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return number if math.isfinite(number) else None
 
 
 def _text(value: object) -> str | None:

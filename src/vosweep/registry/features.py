@@ -151,7 +151,8 @@ def _regtap_minor(data_models: Iterable[str]) -> int | None:
     for dm in data_models:
         if dm.startswith(_REGTAP_DM + "1."):
             minor = dm.removeprefix(_REGTAP_DM + "1.")
-            minors.append(int(minor) if minor.isdigit() else 0)
+            # isascii: str.isdigit accepts digits int() refuses (superscripts).
+            minors.append(int(minor[:9]) if minor.isascii() and minor.isdigit() else 0)
     return max(minors, default=None)
 
 

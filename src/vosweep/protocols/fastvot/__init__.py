@@ -99,6 +99,7 @@ def decode(data: bytes) -> FastDocument | None:
                 tables.append(_table_data(table, columns, len(tables)))
     except (
         Unsupported,
+        LookupError,  # expat asks Python's codecs for a declared encoding it does not know
         ValueError,
         TypeError,
         KeyError,

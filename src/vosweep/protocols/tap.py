@@ -21,7 +21,7 @@ from __future__ import annotations
 import contextlib
 import io
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 from vosweep.errors import (
     HTTPStatusError,
@@ -367,15 +367,44 @@ def _run_job(job_url: str, started: float, config: EngineConfig) -> Generator[St
 
 
 def _job_url(base: str, response: Response) -> str:
-    """Where the new job lives: the 303's Location, else the job document's jobId."""
+    """Where the new job lives: the 303's Location, else the job document's jobId.
+
+    Raises:
+        ResponseFormatError: The Location points to another host or scheme than the
+            service's: a job is polled, run and deleted there, so a foreign Location
+            would turn the service into a way to send requests anywhere.
+    """
     location = response.headers.get("location")
     if location:
-        return urljoin(response.url, location.strip()).rstrip("/")
+        job_url = urljoin(response.url, location.strip()).rstrip("/")
+        _check_same_origin(base, job_url, response)
+        return job_url
     if response.status in {200, 201} and response.body:
         job = parse_job(response.body)
         return f"{async_url(base)}/{job.job_id}"
     raise ResponseFormatError(
         f"job creation answered HTTP {response.status} without a Location or a job document",
+        url=response.url,
+        status=response.status,
+    )
+
+
+def _check_same_origin(base: str, job_url: str, response: Response) -> None:
+    """Refuse a job URL on another host, or with a scheme other than the service's.
+
+    Host names are compared as DNS does (case-insensitive, a trailing dot ignored); the
+    port may differ (services behind proxies answer with their internal port). Moving
+    from http to https on the same host is an upgrade real services make and is kept.
+    """
+    service, job = urlsplit(base), urlsplit(job_url)
+    service_host = (service.hostname or "").rstrip(".")
+    job_host = (job.hostname or "").rstrip(".")
+    upgrade = (service.scheme, job.scheme) == ("http", "https")
+    if job_host == service_host and (job.scheme == service.scheme or upgrade):
+        return
+    raise ResponseFormatError(
+        f"job creation pointed to {job.scheme}://{job_host or '?'}, not to the service's "
+        f"own host {service.scheme}://{service_host}: refused, nothing sent there",
         url=response.url,
         status=response.status,
     )

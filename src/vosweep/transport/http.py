@@ -83,7 +83,7 @@ class AiohttpTransport:
         client_timeout = aiohttp.ClientTimeout(
             total=timeouts.attempt, sock_connect=timeouts.connect, sock_read=timeouts.read
         )
-        with _map_errors(request.url, timeouts):
+        with _map_errors(request.url, timeouts, self._limits):
             async with self._session.request(
                 request.method,
                 URL(request.url, encoded=True),
@@ -91,7 +91,9 @@ class AiohttpTransport:
                 headers=dict(request.headers) if request.headers else None,
                 timeout=client_timeout,
                 allow_redirects=request.follow_redirects,
-                max_redirects=self._limits.max_redirects,
+                # aiohttp raises on its max_redirects-th redirect (following one fewer) and
+                # reads 0 as "no limit": one more makes the limit the number of hops followed.
+                max_redirects=self._limits.max_redirects + 1,
             ) as resp:
                 final_url = str(resp.url)
                 limit = max_bytes if resp.status < 400 else min(max_bytes, ERROR_BODY_BYTES)
@@ -157,7 +159,7 @@ async def _read_capped(
 
 
 @contextmanager
-def _map_errors(url: str, timeouts: Timeouts) -> Iterator[None]:
+def _map_errors(url: str, timeouts: Timeouts, limits: Limits) -> Iterator[None]:
     """Translate aiohttp and socket exceptions into vosweep errors (most specific first)."""
     try:
         yield
@@ -174,8 +176,11 @@ def _map_errors(url: str, timeouts: Timeouts) -> Iterator[None]:
     except (aiohttp.NonHttpUrlRedirectClientError, aiohttp.InvalidUrlRedirectClientError) as exc:
         raise TooManyRedirects(f"redirect to a non-HTTP or invalid URL: {exc}", url=url) from exc
     except aiohttp.TooManyRedirects as exc:
+        last = str(exc.history[-1].url) if exc.history else url
         raise TooManyRedirects(
-            f"more than {len(exc.history)} redirects", url=url, status=exc.status
+            f"more than {limits.max_redirects} redirects (max_redirects), last at {last}",
+            url=url,
+            status=exc.status,
         ) from exc
     except aiohttp.ClientPayloadError as exc:
         cause = exc.__cause__ or exc

@@ -16,7 +16,7 @@ import socket
 import time
 import tracemalloc
 import zlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from functools import cache
@@ -25,6 +25,7 @@ from typing import Any
 import anyio
 import pytest
 from aiohttp import web
+from hostile_servers import Handler, raw_server
 
 import vosweep
 
@@ -98,20 +99,6 @@ def body_app(
     app = web.Application()
     app.router.add_get("/{tail:.*}", handler)
     return app
-
-
-Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
-
-
-@asynccontextmanager
-async def raw_server(handle: Handler, host: str = "127.0.0.1") -> AsyncIterator[str]:
-    """A bare asyncio socket server for protocol-level abuse; yields its base URL."""
-    server = await asyncio.start_server(handle, host, 0)
-    port = server.sockets[0].getsockname()[1]
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.close()
 
 
 @dataclass

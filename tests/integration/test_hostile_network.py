@@ -20,6 +20,7 @@ from typing import Any
 import anyio
 import pytest
 from aiohttp import web
+from hostile_servers import Handler, raw_server
 
 import vosweep
 from vosweep.config import Limits, Timeouts
@@ -92,20 +93,6 @@ async def serve(
         yield f"http://{host}:{port}", seen
     finally:
         await runner.cleanup()
-
-
-Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
-
-
-@asynccontextmanager
-async def raw_server(handle: Handler, host: str = "127.0.0.1") -> AsyncIterator[str]:
-    """A bare asyncio socket server for protocol-level abuse; yields its base URL."""
-    server = await asyncio.start_server(handle, host, 0)
-    port = server.sockets[0].getsockname()[1]
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.close()
 
 
 async def votable(request: web.Request) -> web.Response:

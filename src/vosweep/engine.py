@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import gc
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from enum import Enum
@@ -24,11 +24,10 @@ from vosweep.errors import (
     ServiceError,
     SweepInterrupted,
     UsageError,
-    counts_against_host,
 )
 from vosweep.outcomes import Part
 from vosweep.protocols.base import Request
-from vosweep.protocols.conversation import Conversation, Send, Work
+from vosweep.protocols.conversation import Capabilities, Send, Step, Work
 from vosweep.protocols.links import datalink_services
 from vosweep.protocols.metadata import ServiceParameter, metadata_request, parse_metadata
 from vosweep.protocols.vosi import (
@@ -36,7 +35,6 @@ from vosweep.protocols.vosi import (
     ServiceCapabilities,
     TableInfo,
     parse_availability,
-    parse_capabilities,
     parse_tables,
 )
 from vosweep.queries import DatalinkQuery, query_protocols
@@ -252,14 +250,10 @@ class Engine:
         """
         runner = self._opened_runner()
         target = _one_service(service, Protocol.TAP)
-
-        def fetch() -> Any:
-            return runner.one_off(target, _vosi_fetch(target, "/capabilities", _capabilities))
-
-        result: ServiceCapabilities | None = await runner.capability_cache.get(
-            target.access_url.rstrip("/"), _lenient(fetch)
+        found: ServiceCapabilities | None = await runner.one_off(
+            target, _cached_capabilities(target.access_url.rstrip("/"))
         )
-        return result
+        return found
 
     async def tables(self, service: Service | str) -> list[TableInfo]:
         """The tables and columns a TAP service publishes (VOSI tables).
@@ -531,34 +525,23 @@ def _one_service(service: Service | str, protocol: Protocol) -> Service:
     raise UsageError(f"expected a vosweep.Service or a base URL, got {type(service).__name__}")
 
 
-def _vosi_fetch(service: Service, suffix: str, parse: Callable[[bytes], Any]) -> Conversation:
+def _vosi_fetch(
+    service: Service, suffix: str, parse: Callable[[bytes], Any]
+) -> Generator[Step, Any, Any]:
     return _fetch_parsed(Request(url=service.access_url.rstrip("/") + suffix), parse)
 
 
-def _fetch_parsed(request: Request, parse: Callable[[bytes], Any]) -> Conversation:
+def _fetch_parsed(request: Request, parse: Callable[[bytes], Any]) -> Generator[Step, Any, Any]:
     response = yield Send(request)
     value = yield Work(parse, (response.body,))
-    return value  # type: ignore[no-any-return]
+    return value
 
 
-def _capabilities(body: bytes) -> ServiceCapabilities:
-    return parse_capabilities(body)
-
-
-def _lenient(
-    fetch: Callable[[], Awaitable[ServiceCapabilities | None]],
-) -> Callable[[], Awaitable[ServiceCapabilities | None]]:
-    """Missing or broken capabilities are None (cached as such); a dead host raises."""
-
-    async def run() -> ServiceCapabilities | None:
-        try:
-            return await fetch()
-        except ServiceError as exc:
-            if counts_against_host(exc):
-                raise
-            return None
-
-    return run
+def _cached_capabilities(base_url: str) -> Generator[Step, Any, ServiceCapabilities | None]:
+    # The very step TAP fan-outs use: same cache, same "missing means defaults" rule.
+    found = yield Capabilities(base_url)
+    capabilities: ServiceCapabilities | None = found
+    return capabilities
 
 
 async def _run(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, ClassVar, Literal
 
 import astropy.units as u
@@ -71,12 +73,8 @@ class Cone(BaseModel):
             if "ra" in data or "dec" in data:
                 raise UsageError("give either a center or ra/dec, not both")
             data["ra"], data["dec"] = _center_degrees(center)
-        try:
+        with _usage_errors("cone"):
             super().__init__(**data)
-        except ValueError as exc:
-            if isinstance(exc, UsageError):
-                raise
-            raise UsageError(f"invalid cone: {exc}") from None
 
     @model_validator(mode="before")
     @classmethod
@@ -198,7 +196,22 @@ def _strings(value: Any, what: str) -> tuple[str, ...]:
     return items
 
 
+#: Parameters vosweep sets itself: custom ``params`` may not override them.
 _RESERVED = frozenset({"REQUEST", "VERSION", "RESPONSEFORMAT"})
+_TAP_RESERVED = frozenset(
+    {"REQUEST", "LANG", "QUERY", "MAXREC", "UPLOAD", "RESPONSEFORMAT", "FORMAT", "PHASE"}
+)
+
+
+@contextmanager
+def _usage_errors(what: str) -> Iterator[None]:
+    """Pydantic's validation errors as the `UsageError` callers catch, naming *what*."""
+    try:
+        yield
+    except UsageError:
+        raise
+    except ValueError as exc:
+        raise UsageError(f"invalid {what}: {exc}") from None
 
 
 def _extra_params(value: Any) -> tuple[tuple[str, str], ...]:
@@ -351,12 +364,8 @@ class ImageQuery(_Positional):
             data["intersect"] = value
         data["params"] = _extra_params(data.get("params"))
         _check_reserved(data["params"])
-        try:
+        with _usage_errors("image query"):
             super().__init__(**data)
-        except ValueError as exc:
-            if isinstance(exc, UsageError):
-                raise
-            raise UsageError(f"invalid image query: {exc}") from None
         if not self.has_position and self.polygon is None and not self._sia2_constraints():
             raise UsageError("an image query needs a position, a polygon or another constraint")
         if self.has_position and self.size is None and self.radius is None:
@@ -467,12 +476,8 @@ class SpectrumQuery(_Positional):
         data["format"] = _strings(data.get("format"), "format")
         data["params"] = _extra_params(data.get("params"))
         _check_reserved(data["params"])
-        try:
+        with _usage_errors("spectrum query"):
             super().__init__(**data)
-        except ValueError as exc:
-            if isinstance(exc, UsageError):
-                raise
-            raise UsageError(f"invalid spectrum query: {exc}") from None
         if not self.has_position and self.band is None and self.time is None and not self.params:
             raise UsageError("a spectrum query needs a position or another constraint")
 
@@ -520,8 +525,10 @@ def _polygon(value: Any) -> tuple[tuple[float, float], ...]:
     return vertices
 
 
-def _check_reserved(params: tuple[tuple[str, str], ...]) -> None:
-    clash = sorted({name.upper() for name, _ in params} & _RESERVED)
+def _check_reserved(
+    params: tuple[tuple[str, str], ...], reserved: frozenset[str] = _RESERVED
+) -> None:
+    clash = sorted({name.upper() for name, _ in params} & reserved)
     if clash:
         raise UsageError(f"params must not set {', '.join(clash)}: vosweep sets them")
 
@@ -585,18 +592,9 @@ class TapQuery(BaseModel):
             checked.append((name, table))
         data["uploads"] = tuple(checked)
         data["params"] = _extra_params(data.get("params"))
-        clash = sorted(
-            {n.upper() for n, _ in data["params"]}
-            & {"REQUEST", "LANG", "QUERY", "MAXREC", "UPLOAD", "RESPONSEFORMAT", "FORMAT", "PHASE"}
-        )
-        if clash:
-            raise UsageError(f"params must not set {', '.join(clash)}: vosweep sets them")
-        try:
+        _check_reserved(data["params"], _TAP_RESERVED)
+        with _usage_errors("TAP query"):
             super().__init__(**data)
-        except ValueError as exc:
-            if isinstance(exc, UsageError):
-                raise
-            raise UsageError(f"invalid TAP query: {exc}") from None
 
 
 _UPLOAD_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")

@@ -47,5 +47,7 @@ PROTOCOLS: dict[Protocol, ProtocolSpec] = {
     Protocol.SIA2: ProtocolSpec(Protocol.SIA2, sia.build_sia2, sia.parse),
     Protocol.SSA: ProtocolSpec(Protocol.SSA, ssa.build, ssa.parse),
     Protocol.TAP: ProtocolSpec(Protocol.TAP, tap.build, tap.parse_sync, tap.converse),
-    Protocol.DATALINK: ProtocolSpec(Protocol.DATALINK, links.build, sia.parse, links.converse),
+    Protocol.DATALINK: ProtocolSpec(
+        Protocol.DATALINK, links.build, links.parse_results, links.converse
+    ),
 }

@@ -26,7 +26,9 @@ __all__ = [
     "Response",
     "UploadFile",
     "check_http_status",
+    "number_text",
     "parse_retry_after",
+    "position_text",
     "with_params",
 ]
 
@@ -120,6 +122,16 @@ class Parsed:
     def rows(self) -> int:
         """Total rows over all result tables."""
         return sum(len(t) for t in self.tables)
+
+
+def number_text(value: float) -> str:
+    """A number as a request parameter: `repr` round-trips, so no precision is lost or invented."""
+    return repr(float(value))
+
+
+def position_text(ra: float | None, dec: float | None) -> str:
+    """SIA 1.0 and SSA's ``POS=ra,dec`` in decimal degrees."""
+    return f"{number_text(ra or 0.0)},{number_text(dec or 0.0)}"
 
 
 def with_params(url: str, params: list[tuple[str, str]]) -> str:

@@ -21,6 +21,7 @@ from vosweep.protocols._xml import parse_subtrees
 from vosweep.protocols.base import Parsed, Request, Response, with_params
 from vosweep.protocols.conversation import Conversation, Send, Work
 from vosweep.protocols.datalink import Link, is_datalink_type, parse_links
+from vosweep.protocols.votable import parse_votable
 from vosweep.queries import DatalinkQuery
 from vosweep.services import Protocol, Service
 
@@ -42,6 +43,7 @@ __all__ = [
     "datalink_access",
     "datalink_services",
     "links_table",
+    "parse_results",
     "widened",
     "with_datalink",
 ]
@@ -217,6 +219,12 @@ def datalink_access(body: bytes) -> tuple[DatalinkAccess, ...]:
         if url.startswith(("http://", "https://")) and column is not None:
             found.append(DatalinkAccess(url, column, tuple(fixed)))
     return tuple(found)
+
+
+def parse_results(response: Response, max_bytes: int) -> Parsed:
+    """A DAL or TAP answer: the VOTable's tables and status, and its DataLink descriptors."""
+    parsed = parse_votable(response.body, content_type=response.content_type, max_bytes=max_bytes)
+    return with_datalink(parsed, response.body)
 
 
 def with_datalink(parsed: Parsed, body: bytes) -> Parsed:

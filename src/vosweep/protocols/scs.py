@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from vosweep.errors import UsageError
-from vosweep.protocols.base import Parsed, Request, Response, with_params
+from vosweep.protocols.base import Parsed, Request, Response, number_text, with_params
 from vosweep.protocols.votable import parse_votable
 from vosweep.queries import Cone
 
@@ -19,7 +19,11 @@ def build(service: Service, query: object) -> Request:
     """The SCS GET request for *query* on *service* (RA, DEC, SR in decimal degrees)."""
     if not isinstance(query, Cone):
         raise UsageError(f"a cone search service cannot answer a {type(query).__name__} query")
-    params = [("RA", _fmt(query.ra)), ("DEC", _fmt(query.dec)), ("SR", _fmt(query.radius))]
+    params = [
+        ("RA", number_text(query.ra)),
+        ("DEC", number_text(query.dec)),
+        ("SR", number_text(query.radius)),
+    ]
     if query.verb is not None:
         params.append(("VERB", str(query.verb)))
     return Request(url=with_params(service.access_url, params))
@@ -28,8 +32,3 @@ def build(service: Service, query: object) -> Request:
 def parse(response: Response, *, max_bytes: int) -> Parsed:
     """Read an SCS answer: a VOTable whose error signals may sit in several places."""
     return parse_votable(response.body, content_type=response.content_type, max_bytes=max_bytes)
-
-
-def _fmt(value: float) -> str:
-    # repr() gives the shortest string that round-trips, so no precision is lost or invented.
-    return repr(float(value))

@@ -12,9 +12,10 @@ import math
 from typing import TYPE_CHECKING
 
 from vosweep.errors import UsageError
-from vosweep.protocols.base import Parsed, Request, Response, with_params
-from vosweep.protocols.links import with_datalink
-from vosweep.protocols.votable import parse_votable
+from vosweep.protocols.base import Request, number_text, position_text, with_params
+
+# An answer is a VOTable with DALI QUERY_STATUS and, maybe, DataLink descriptors.
+from vosweep.protocols.links import parse_results as parse
 from vosweep.queries import Cone, ImageQuery
 
 if TYPE_CHECKING:
@@ -23,27 +24,30 @@ if TYPE_CHECKING:
 __all__ = ["build_sia1", "build_sia2", "dali_interval", "metadata_request", "parse"]
 
 
-def _num(value: float) -> str:
-    # repr() round-trips, so no precision is lost or invented.
-    return repr(float(value))
-
-
 def dali_interval(interval: tuple[float, float]) -> str:
     """A DALI interval: ``low high`` with ``-Inf`` / ``+Inf`` for open ends."""
 
     def end(value: float) -> str:
         if math.isinf(value):
             return "+Inf" if value > 0 else "-Inf"
-        return _num(value)
+        return number_text(value)
 
     return f"{end(interval[0])} {end(interval[1])}"
+
+
+def _circle(ra: float, dec: float, radius: float) -> str:
+    """A DALI circle: ``CIRCLE ra dec radius`` in degrees."""
+    return f"CIRCLE {number_text(ra)} {number_text(dec)} {number_text(radius)}"
 
 
 def build_sia1(service: Service, query: object) -> Request:
     """The SIA 1.0 query (POS, SIZE, INTERSECT, FORMAT, VERB) for a cone or image query."""
     params: list[tuple[str, str]]
     if isinstance(query, Cone):
-        params = [("POS", f"{_num(query.ra)},{_num(query.dec)}"), ("SIZE", _num(2 * query.radius))]
+        params = [
+            ("POS", position_text(query.ra, query.dec)),
+            ("SIZE", number_text(2 * query.radius)),
+        ]
         if query.verb is not None:
             params.append(("VERB", str(query.verb)))
         return Request(url=with_params(service.access_url, params))
@@ -60,8 +64,13 @@ def build_sia1(service: Service, query: object) -> Request:
         raise UsageError("SIA 1.0 needs a position and a size")
     width, height = size
     params = [
-        ("POS", f"{_num(query.ra or 0.0)},{_num(query.dec or 0.0)}"),
-        ("SIZE", _num(width) if width == height else f"{_num(width)},{_num(height)}"),
+        ("POS", position_text(query.ra, query.dec)),
+        (
+            "SIZE",
+            number_text(width)
+            if width == height
+            else f"{number_text(width)},{number_text(height)}",
+        ),
     ]
     if query.intersect:
         params.append(("INTERSECT", query.intersect))
@@ -78,19 +87,21 @@ def build_sia1(service: Service, query: object) -> Request:
 def build_sia2(service: Service, query: object) -> Request:
     """The SIA 2.0 query: DALI parameters, repeated where several values are OR-ed."""
     if isinstance(query, Cone):
-        params = [("POS", f"CIRCLE {_num(query.ra)} {_num(query.dec)} {_num(query.radius)}")]
+        params = [("POS", _circle(query.ra, query.dec, query.radius))]
         return Request(url=with_params(service.access_url, params))
     if not isinstance(query, ImageQuery):
         raise UsageError(f"an SIA2 service cannot answer a {type(query).__name__} query")
     params = []
     radius = query.circle_radius
     if query.has_position and radius is not None:
-        params.append(
-            ("POS", f"CIRCLE {_num(query.ra or 0.0)} {_num(query.dec or 0.0)} {_num(radius)}")
-        )
+        params.append(("POS", _circle(query.ra or 0.0, query.dec or 0.0, radius)))
     if query.polygon:
         params.append(
-            ("POS", "POLYGON " + " ".join(f"{_num(a)} {_num(d)}" for a, d in query.polygon))
+            (
+                "POS",
+                "POLYGON "
+                + " ".join(f"{number_text(a)} {number_text(d)}" for a, d in query.polygon),
+            )
         )
     for name, interval in (
         ("BAND", query.band),
@@ -122,11 +133,3 @@ def build_sia2(service: Service, query: object) -> Request:
 def metadata_request(service: Service) -> Request:
     """Ask an SIA 1.0 (or SSA) service to describe its own parameters (FORMAT=METADATA)."""
     return Request(url=with_params(service.access_url, [("FORMAT", "METADATA")]))
-
-
-def parse(response: Response, *, max_bytes: int) -> Parsed:
-    """Read an SIA answer: a VOTable with the DALI QUERY_STATUS conventions."""
-    return with_datalink(
-        parse_votable(response.body, content_type=response.content_type, max_bytes=max_bytes),
-        response.body,
-    )

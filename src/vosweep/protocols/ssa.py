@@ -10,28 +10,26 @@ import math
 from typing import TYPE_CHECKING
 
 from vosweep.errors import UsageError
-from vosweep.protocols.base import Parsed, Request, Response, with_params
-from vosweep.protocols.links import with_datalink
-from vosweep.protocols.votable import parse_votable
+from vosweep.protocols.base import Request, number_text, position_text, with_params
+
+# An answer is a VOTable with DALI QUERY_STATUS and, maybe, DataLink descriptors.
+from vosweep.protocols.links import parse_results as parse
 from vosweep.queries import Cone, SpectrumQuery
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from vosweep.services import Service
 
 __all__ = ["build", "iso_time", "parse", "ssa_range"]
 
 
-def _num(value: float) -> str:
-    return repr(float(value))
-
-
-def ssa_range(interval: tuple[float, float], text: object = _num) -> str:
+def ssa_range(interval: tuple[float, float], text: Callable[[float], str] = number_text) -> str:
     """SSA's range-list syntax: ``low/high``, an open end left empty; one value if equal."""
     low, high = interval
-    fmt = text if callable(text) else _num
     if low == high and math.isfinite(low):
-        return str(fmt(low))
-    return f"{'' if math.isinf(low) else fmt(low)}/{'' if math.isinf(high) else fmt(high)}"
+        return text(low)
+    return f"{'' if math.isinf(low) else text(low)}/{'' if math.isinf(high) else text(high)}"
 
 
 def iso_time(mjd: float) -> str:
@@ -45,14 +43,17 @@ def build(service: Service, query: object) -> Request:
     """The SSA ``REQUEST=queryData`` for a cone or spectrum query."""
     params: list[tuple[str, str]] = [("REQUEST", "queryData")]
     if isinstance(query, Cone):
-        params += [("POS", f"{_num(query.ra)},{_num(query.dec)}"), ("SIZE", _num(2 * query.radius))]
+        params += [
+            ("POS", position_text(query.ra, query.dec)),
+            ("SIZE", number_text(2 * query.radius)),
+        ]
         return Request(url=with_params(service.access_url, params))
     if not isinstance(query, SpectrumQuery):
         raise UsageError(f"an SSA service cannot answer a {type(query).__name__} query")
     if query.has_position:
-        params.append(("POS", f"{_num(query.ra or 0.0)},{_num(query.dec or 0.0)}"))
+        params.append(("POS", position_text(query.ra, query.dec)))
         if query.diameter is not None:
-            params.append(("SIZE", _num(query.diameter)))
+            params.append(("SIZE", number_text(query.diameter)))
     if query.band is not None:
         params.append(("BAND", ssa_range(query.band)))
     if query.time is not None:
@@ -63,11 +64,3 @@ def build(service: Service, query: object) -> Request:
         params.append(("MAXREC", str(query.maxrec)))
     params.extend(query.params)
     return Request(url=with_params(service.access_url, params))
-
-
-def parse(response: Response, *, max_bytes: int) -> Parsed:
-    """Read an SSA answer: a VOTable with QUERY_STATUS in its results RESOURCE."""
-    return with_datalink(
-        parse_votable(response.body, content_type=response.content_type, max_bytes=max_bytes),
-        response.body,
-    )

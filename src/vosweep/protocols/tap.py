@@ -52,7 +52,7 @@ from vosweep.protocols.conversation import (
     Sleep,
     Work,
 )
-from vosweep.protocols.links import with_datalink
+from vosweep.protocols.links import parse_results
 from vosweep.protocols.uws import JobSummary, Phase, parse_job
 from vosweep.protocols.votable import parse_votable
 from vosweep.queries import TapQuery
@@ -160,11 +160,6 @@ def capabilities_request(base_url: str) -> Request:
 def parse_sync(response: Response, *, max_bytes: int) -> Parsed:
     """A sync answer: a VOTable whose QUERY_STATUS says OK, OVERFLOW or ERROR."""
     return parse_votable(response.body, content_type=response.content_type, max_bytes=max_bytes)
-
-
-def _parse_result(response: Response, max_bytes: int) -> Parsed:
-    """A query's result, with its DataLink descriptors (ObsCore services add them)."""
-    return with_datalink(parse_sync(response, max_bytes=max_bytes), response.body)
 
 
 def phase_request(job_url: str, action: str) -> Request:
@@ -302,7 +297,7 @@ def _sync(
 ) -> Generator[Step, Any, Parsed]:
     request = Request(url=sync_url(base), method="POST", data=tuple(params), files=tuple(files))
     response = yield Send(request)
-    parsed: Parsed = yield Work(_parse_result, (response, config.limits.max_response_bytes))
+    parsed: Parsed = yield Work(parse_results, (response, config.limits.max_response_bytes))
     return parsed
 
 
@@ -362,7 +357,7 @@ def _run_job(job_url: str, started: float, config: EngineConfig) -> Generator[St
         raise ServiceError(f"job {job.job_id} ended in phase {job.phase.value}", url=job_url)
     result_url = job.result_url(job_url) or job_url + "/results/result"
     response = yield Send(Request(url=result_url))
-    parsed: Parsed = yield Work(_parse_result, (response, config.limits.max_response_bytes))
+    parsed: Parsed = yield Work(parse_results, (response, config.limits.max_response_bytes))
     return parsed
 
 

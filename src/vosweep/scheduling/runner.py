@@ -204,72 +204,38 @@ class Runner:
             return await self._converse(job, policy, slot, started, attempts)
         request, spec = job.request, job.spec
         config = self.config
-        host = job.host
-        breaker = self.breakers[host] if self.breakers.enabled else None
-        self.budget.record_request(host)
-        response: Response | None = None
-        retrying = self._retrying(job, policy, slot, breaker)
-        failed: ServiceError | None = None
-
+        breaker = self.breakers[job.host] if self.breakers.enabled else None
+        run = _Conversation(self, job, policy, slot, breaker, attempts)
         try:
-            async for attempt in retrying:
-                if slot is not None:
-                    await slot.reacquire()
-                with attempt:
-                    _stop_if_opened(breaker, failed)
-                    attempts += 1
-                    response = None
-                    try:
-                        response = await self.transport.send(
-                            request,
-                            timeouts=config.timeouts,
-                            max_bytes=config.limits.max_response_bytes,
-                        )
-                        check_http_status(response)
-                    except ServiceError as exc:
-                        self._judge_host(breaker, host, exc, repeated=failed is not None)
-                        failed = exc
-                        _log.get_logger().debug(
-                            _log.FETCH_FAILED,
-                            service=job.service.label,
-                            host=host,
-                            attempt=attempts,
-                            error_type=type(exc).__name__,
-                            error=str(exc),
-                        )
-                        raise
-                    if breaker is not None:
-                        breaker.record_success(anyio.current_time())
-                    if slot is not None:
-                        # The server's part is done: parsing must not hold its slot.
-                        slot.release()
-                    parsed = await anyio.to_thread.run_sync(
-                        spec.parse_response,
-                        response,
-                        config.limits.max_response_bytes,
-                        limiter=self.parse_limiter,
-                        abandon_on_cancel=True,
-                    )
+            response = await run.send(Send(request))
+            if slot is not None:
+                # The server's part is done: parsing must not hold its slot.
+                slot.release()
+            parsed = await anyio.to_thread.run_sync(
+                spec.parse_response,
+                response,
+                config.limits.max_response_bytes,
+                limiter=self.parse_limiter,
+                abandon_on_cancel=True,
+            )
         except ServiceError as exc:
-            elapsed = anyio.current_time() - started
+            received = run.received
             status = Status.TIMEOUT if isinstance(exc, ServiceTimeout) else Status.ERROR
             outcome = ServiceOutcome(
                 service=job.reported,
                 status=status,
-                attempts=attempts,
-                elapsed=elapsed,
-                bytes=len(response.body) if response is not None else 0,
-                http_status=exc.status if exc.status is not None else _status_of(response),
+                attempts=run.attempts,
+                elapsed=anyio.current_time() - started,
+                bytes=len(received.body) if received is not None else 0,
+                http_status=exc.status if exc.status is not None else _status_of(received),
                 error_type=type(exc).__name__,
                 message=exc.message,
-                url=exc.url or (response.url if response is not None else request.url),
+                url=exc.url or (received.url if received is not None else request.url),
                 failovers=job.failovers,
             )
-            return Part(job.index, outcome), counts_against_host(exc), attempts
-        if response is None:  # pragma: no cover - tenacity returns only after a success
-            raise RuntimeError("retry loop ended without a response")
-        outcome = _success(job, parsed, response, attempts, started)
-        return Part(job.index, outcome, parsed.tables, parsed.datalink), False, attempts
+            return Part(job.index, outcome), counts_against_host(exc), run.attempts
+        outcome = _success(job, parsed, response, run.attempts, started)
+        return Part(job.index, outcome, parsed.tables, parsed.datalink), False, run.attempts
 
     async def _converse(
         self, job: Job, policy: ErrorPolicy, slot: Slot | None, started: float, attempts: int
@@ -490,6 +456,8 @@ class _Conversation:
         self.breaker = breaker
         self.attempts = attempts
         self.last: Response | None = None
+        #: The latest attempt's response, also one that failed its status check.
+        self.received: Response | None = None
         #: Pending cleanups by key (see `Cleanup`).
         self.cleanups: dict[str, tuple[Request, ...]] = {}
 
@@ -585,8 +553,9 @@ class _Conversation:
             with attempt:
                 _stop_if_opened(self.breaker, failed)
                 self.attempts += 1
+                self.received = None
                 try:
-                    response = await runner.transport.send(
+                    response = self.received = await runner.transport.send(
                         step.request, timeouts=timeouts, max_bytes=config.limits.max_response_bytes
                     )
                     if response.status not in step.accept:

@@ -444,6 +444,38 @@ def test_html_page_is_format_error_with_title(body: bytes) -> None:
         parse_votable(body, content_type="text/html")
 
 
+def test_html_title_search_is_linear_on_unclosed_titles() -> None:
+    """64 KiB of unclosed <title> tags: the sniffer reads the page once, not once per tag.
+
+    The old lazy regex rescanned to the end from every tag (~2e9 steps here); the bound is
+    a guard far above the linear cost, not a benchmark.
+    """
+    import time  # noqa: PLC0415
+
+    body = b"<html><head>" + b"<title>x" * 8000
+    started = time.process_time()
+    with pytest.raises(ResponseFormatError, match=r"^HTML page instead of a VOTable \(starts"):
+        parse_votable(body, content_type="text/html")
+    assert time.process_time() - started < 0.5
+
+
+@pytest.mark.parametrize(
+    ("body", "title"),
+    [
+        (b"<html><title lang='en'>A &amp; B</title ><title>second</title>", "A & B"),
+        (b"<html><TITLE>\n  spaced   out \n</TITLE>", "spaced out"),
+        (b"<html><title></title><h1>x</h1>", None),
+    ],
+)
+def test_html_title_is_the_first_one(body: bytes, title: str | None) -> None:
+    with pytest.raises(ResponseFormatError) as caught:
+        parse_votable(body, content_type="text/html")
+    if title is None:
+        assert "title:" not in str(caught.value)
+    else:
+        assert f"(title: {title!r})" in str(caught.value)
+
+
 def test_html_content_type_without_votable_root() -> None:
     """text/html with a body that is no VOTable is reported as an HTML page."""
     with pytest.raises(ResponseFormatError, match=r"HTML page.*Internal error"):

@@ -11,12 +11,40 @@ and DAL service objects (``SCSService``, ``SIAService``, ``SIA2Service``, ``SSAS
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from vosweep.errors import UsageError
 from vosweep.services import Protocol, Service, coerce_service, protocol_of_standard
 
-__all__ = ["expand_targets", "is_single_target"]
+__all__ = ["Skipped", "Targeted", "expand_targets", "is_single_target", "one_protocol_each"]
+
+
+@dataclass(frozen=True, slots=True)
+class Targeted:
+    """One service with its own query: how a sweep asks each table in its own words.
+
+    Global sweeps build different ADQL per service (the tables it holds, the columns
+    its UCDs name), so their targets carry their query; a fan-out's own query, if any,
+    goes to the plain targets. Several `Targeted` may ask one service (one query per
+    table where UNION is not offered): *key* tells them apart.
+
+    Attributes:
+        service: The service to ask.
+        query: What to ask it (`TapQuery`, `Cone`...).
+        key: Distinguishes several queries to one service (e.g. a table name).
+    """
+
+    service: Service
+    query: object
+    key: str = ""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.service, Service):
+            raise UsageError(f"Targeted needs a vosweep.Service, got {type(self.service).__name__}")
+        if self.query is None:
+            raise UsageError("Targeted needs a query")
+
 
 #: pyvo DAL service classes and the protocol each speaks, looked for in this order along
 #: the class's bases: SIA2Service first, because ``pyvo.dal.sia2.SIAService`` (pyvo's
@@ -33,13 +61,25 @@ _PYVO_SERVICES = {
 Protocols = Protocol | frozenset[Protocol] | None
 
 
-def expand_targets(targets: Iterable[object], protocol: Protocols) -> Iterator[Service | str]:
+@dataclass(frozen=True, slots=True)
+class Skipped:
+    """A service a fan-out reports without asking it, and why (another interface serves it)."""
+
+    service: Service
+    reason: str
+
+
+def expand_targets(
+    targets: Iterable[object], protocol: Protocols, query: object = None
+) -> Iterator[Service | str | Targeted | Skipped]:
     """Yield the services *targets* stand for, lazily (URLs are left for the planner).
 
     Args:
         targets: What the user passed.
         protocol: The protocol(s) the query fits (registry resources offer only their
             interfaces of those), or None for every queryable interface.
+        query: The fan-out's query: decides which of a resource's protocols is asked
+            when it offers several for the same data (see `one_protocol_each`).
 
     Raises:
         UsageError: A target of an unknown kind (named, with its position).
@@ -47,16 +87,47 @@ def expand_targets(targets: Iterable[object], protocol: Protocols) -> Iterator[S
     if _expands(targets):
         # Registry results (or one resource) passed whole: the spec that found them
         # decides which of their interfaces are wanted.
-        yield from _services_of(targets, protocol)
+        yield from one_protocol_each(_services_of(targets, protocol), query)
         return
     for position, target in enumerate(targets):
-        if isinstance(target, (Service, str)):
+        if isinstance(target, (Service, str, Targeted, Skipped)):
             yield target
             continue
         try:
-            yield from _services_of(target, protocol)
+            yield from one_protocol_each(_services_of(target, protocol), query)
         except UsageError as exc:
             raise UsageError(f"target #{position}: {exc}") from None
+
+
+def one_protocol_each(services: list[Service], query: object) -> list[Service | Skipped]:
+    """Ask a resource offering one data collection through several protocols only once.
+
+    SIA 1.0 and 2.0 interfaces of one resource serve the same images: SIA2 is asked (its
+    answers are ObsCore records, and it takes every constraint). A resource that also
+    offers TAP, in a fan-out whose TAP query reads ``ivoa.obscore``, is asked through
+    TAP alone. Other mixes (a cone search beside an image service) are different data
+    and all asked.
+    """
+    by_resource: dict[str, set[Protocol]] = {}
+    for service in services:
+        if service.ivoid:
+            by_resource.setdefault(service.ivoid, set()).add(service.protocol)
+    tap = getattr(query, "for_protocol", None)
+    tap_query = tap(Protocol.TAP) if callable(tap) else None
+    obscore_tap = "ivoa.obscore" in str(getattr(tap_query, "adql", "")).lower()
+    kept: list[Service | Skipped] = []
+    for service in services:
+        offered = by_resource.get(service.ivoid or "", set())
+        reason = None
+        if service.protocol in _IMAGES and obscore_tap and Protocol.TAP in offered:
+            reason = "served through its ObsCore TAP interface instead"
+        elif service.protocol is Protocol.SIA and Protocol.SIA2 in offered:
+            reason = "served through its SIA2 interface instead"
+        kept.append(service if reason is None else Skipped(service, reason))
+    return kept
+
+
+_IMAGES = frozenset({Protocol.SIA, Protocol.SIA2})
 
 
 def _expands(targets: object) -> bool:

@@ -129,6 +129,41 @@ class TestPlan:
         with pytest.raises(vosweep.UsageError, match="protocol"):
             next(Plan(["http://h.test/"], object()))
 
+    def test_targeted_targets_bring_their_own_query(self):
+        """Each Targeted gets its own ADQL; one service may be asked once per key."""
+        tap = vosweep.Service.tap("http://t.test/tap")
+        targets = [
+            vosweep.Targeted(tap, vosweep.TapQuery("SELECT * FROM a"), key="a"),
+            vosweep.Targeted(tap, vosweep.TapQuery("SELECT * FROM b"), key="b"),
+            vosweep.Targeted(tap, vosweep.TapQuery("SELECT * FROM a"), key="a"),
+            "http://s.test/scs",
+        ]
+        jobs = list(Plan(targets, vosweep.Cone(ra=1, dec=1, radius=1)))
+        assert [j.query.adql for j in jobs[:2]] == ["SELECT * FROM a", "SELECT * FROM b"]
+        assert jobs[0].request is not None
+        assert jobs[1].request is not None
+        assert jobs[2].skip_reason == "duplicate of an earlier target"
+        assert isinstance(jobs[3].query, vosweep.Cone)
+
+    def test_plain_target_without_a_query_is_refused(self):
+        """With no fan-out query, only Targeted targets can be planned."""
+        tap = vosweep.Service.tap("http://t.test/tap")
+        plan = Plan([vosweep.Targeted(tap, vosweep.TapQuery("SELECT 1")), tap], None)
+        assert next(plan).request is not None
+        with pytest.raises(vosweep.UsageError, match="no query for"):
+            next(plan)
+
+    @pytest.mark.parametrize(
+        ("service", "query", "message"),
+        [
+            ("http://t.test/tap", vosweep.Cone(ra=1, dec=1, radius=1), "vosweep.Service"),
+            (vosweep.Service.tap("http://t.test/tap"), None, "needs a query"),
+        ],
+    )
+    def test_targeted_checks_its_fields(self, service, query, message):
+        with pytest.raises(vosweep.UsageError, match=message):
+            vosweep.Targeted(service, query)
+
 
 class TestHttpStatus:
     def test_2xx_passes(self):

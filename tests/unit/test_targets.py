@@ -14,7 +14,7 @@ from vosweep.errors import UsageError
 from vosweep.protocols.base import Request, Response
 from vosweep.registry import Interface, RegistryResource, RegistryResults
 from vosweep.services import Protocol, Service, protocol_of_standard
-from vosweep.targets import expand_targets
+from vosweep.targets import Skipped, expand_targets
 from vosweep.transport import MockTransport
 
 STD = "ivo://ivoa.net/std/"
@@ -213,7 +213,13 @@ class TestPyvoLookAlikes:
             FakePyvoInterface(STD + "slap", "http://x.test/slap"),
             short_name="R",
         )
-        everything = expand([resource], None)
+        found = expand([resource], None)
+        # The SIA 1.0 interface serves the images its SIA2 sibling serves: reported, not asked.
+        skipped = [t for t in found if isinstance(t, Skipped)]
+        assert [(t.service.access_url, t.reason) for t in skipped] == [
+            ("http://x.test/sia1", "served through its SIA2 interface instead")
+        ]
+        everything = [t.service if isinstance(t, Skipped) else t for t in found]
         assert [(s.protocol, s.access_url) for s in everything] == [
             (Protocol.SCS, "http://x.test/scs?"),
             (Protocol.SIA2, "http://x.test/sia2"),
@@ -400,3 +406,93 @@ def test_one_reading_of_standard_ids_for_registry_and_pyvo_interfaces(standard_i
     if standard_id:
         interface = Interface(access_url="http://x.test/q?", standard_id=standard_id.lower())
         assert interface.protocol is protocol
+
+
+class TestOneProtocolEach:
+    """A resource offering the same data through several protocols is asked once."""
+
+    @staticmethod
+    def resource(*interfaces: tuple[str, str]) -> RegistryResource:
+        return RegistryResource(
+            ivoid="ivo://x.test/r",
+            short_name="R",
+            interfaces=tuple(
+                Interface(access_url=url, standard_id=STD + std, role="std")
+                for std, url in interfaces
+            ),
+        )
+
+    def test_obscore_tap_wins_over_sia_for_an_obscore_query(self):
+        resource = self.resource(
+            ("sia", "http://x.test/sia1"),
+            ("sia2", "http://x.test/sia2"),
+            ("tap", "http://x.test/tap"),
+        )
+        query = vosweep.PerProtocol(
+            sia=vosweep.ImageQuery(ra=1, dec=2, radius=0.1),
+            tap=vosweep.TapQuery("SELECT * FROM ivoa.ObsCore WHERE 1=1"),
+        )
+        found = list(expand_targets([resource], query.protocols, query))
+        asked = [t.access_url for t in found if isinstance(t, Service)]
+        assert asked == ["http://x.test/tap"]
+        reasons = {t.service.access_url: t.reason for t in found if isinstance(t, Skipped)}
+        assert set(reasons) == {"http://x.test/sia1", "http://x.test/sia2"}
+        assert all("ObsCore TAP" in r for r in reasons.values())
+
+    def test_a_non_obscore_tap_query_leaves_the_image_services_alone(self):
+        resource = self.resource(("sia2", "http://x.test/sia2"), ("tap", "http://x.test/tap"))
+        query = vosweep.PerProtocol(
+            sia=vosweep.ImageQuery(ra=1, dec=2, radius=0.1),
+            tap=vosweep.TapQuery("SELECT * FROM cat.sources"),
+        )
+        found = list(expand_targets([resource], query.protocols, query))
+        assert all(isinstance(t, Service) for t in found)
+
+    def test_different_resources_are_not_merged(self):
+        one = self.resource(("sia", "http://x.test/sia1"))
+        other = RegistryResource(
+            ivoid="ivo://x.test/other",
+            interfaces=(
+                Interface(access_url="http://x.test/sia2", standard_id=STD + "sia2", role="std"),
+            ),
+        )
+        query = vosweep.ImageQuery(ra=1, dec=2, radius=0.1)
+        found = list(expand_targets(RegistryResults([one, other]), query.protocols, query))
+        assert [type(t) for t in found] == [Service, Service]
+
+    @pytest.mark.anyio
+    async def test_the_skipped_interface_is_reported_not_asked(self):
+        resource = self.resource(("sia", "http://x.test/sia1"), ("sia2", "http://x.test/sia2"))
+        asked: list[str] = []
+
+        def handler(request: Request) -> Response:
+            asked.append(request.url)
+            return Response(url=request.url, status=500)
+
+        async with vosweep.Engine(transport=MockTransport(handler)) as engine:
+            result = await engine.fanout([resource], vosweep.ImageQuery(ra=1, dec=2, radius=0.1))
+        statuses = {o.service.access_url: o.status for o in result.outcomes}
+        assert statuses["http://x.test/sia1"] is vosweep.Status.SKIPPED
+        assert all(url.startswith("http://x.test/sia2") for url in asked)
+
+    @pytest.mark.anyio
+    async def test_a_checkpointed_sweep_keeps_the_skip_on_resume(self, tmp_path):
+        """The checkpoint stores the skip itself: resuming never asks the SIA 1.0 twin."""
+        resource = self.resource(("sia", "http://x.test/sia1"), ("sia2", "http://x.test/sia2"))
+        asked: list[str] = []
+
+        def handler(request: Request) -> Response:
+            asked.append(request.url)
+            return Response(url=request.url, status=500)
+
+        query = vosweep.ImageQuery(ra=1, dec=2, radius=0.1)
+        path = tmp_path / "sweep.sqlite"
+        async with vosweep.Engine(transport=MockTransport(handler)) as engine:
+            first = await engine.fanout([resource], query, checkpoint=path)
+        async with vosweep.Engine(transport=MockTransport(handler)) as engine:
+            again = await engine.resume(path, retry_failed=True)
+        for result in (first, again):
+            statuses = {o.service.access_url: o.status for o in result.outcomes}
+            assert statuses["http://x.test/sia1"] is vosweep.Status.SKIPPED
+        assert asked
+        assert all(url.startswith("http://x.test/sia2") for url in asked)

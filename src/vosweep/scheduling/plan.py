@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 from vosweep.errors import UsageError
 from vosweep.protocols import PROTOCOLS, ProtocolSpec
 from vosweep.protocols.base import Request
 from vosweep.queries import PerProtocol
-from vosweep.services import Service, coerce_service
+from vosweep.services import Protocol, Service, coerce_service
+from vosweep.targets import Skipped, Targeted
 
 __all__ = ["Job", "Plan"]
 
@@ -87,29 +88,40 @@ class Plan:
 
     A target with an access URL already planned is skipped as a duplicate (registries list
     one endpoint under several resources). A target whose protocol cannot express the query
-    is skipped with the reason, not failed: it was never asked.
+    is skipped with the reason, not failed: it was never asked. `Targeted` targets bring
+    their own query (and key: one service may be asked once per key).
     """
 
-    def __init__(self, targets: Iterable[object], query: object) -> None:
+    def __init__(
+        self,
+        targets: Iterable[object],
+        query: object | None,
+        excluded: Mapping[str, str] | None = None,
+    ) -> None:
         self._targets = enumerate(targets)
         self._query = query
         self._default = getattr(query, "default_protocol", None)
-        self._seen: set[tuple[str, str]] = set()
+        self._seen: set[tuple[str, str, str]] = set()
+        #: Why some resources (by ivoid) are not to be asked: out of coverage, say.
+        self._excluded = excluded or {}
 
     def __iter__(self) -> Iterator[Job]:
         return self
 
     def __next__(self) -> Job:
         index, target = next(self._targets)
-        service = coerce_service(target, self._default)
-        key = (service.protocol.value, service.access_url)
+        if isinstance(target, Skipped):
+            return Job(index, target.service, skip_reason=target.reason)
+        service, query, extra = split_target(target, self._query, self._default)
+        key = (service.protocol.value, service.access_url, extra)
         if key in self._seen:
             return Job(index, service, skip_reason="duplicate of an earlier target")
         self._seen.add(key)
+        if service.ivoid and (reason := self._excluded.get(service.ivoid.lower())):
+            return Job(index, service, skip_reason=reason)
         spec = PROTOCOLS.get(service.protocol)
         if spec is None:
             return Job(index, service, skip_reason=f"protocol {service.protocol} not supported")
-        query = self._query
         if isinstance(query, PerProtocol):
             query = query.for_protocol(service.protocol)
             if query is None:
@@ -125,7 +137,27 @@ class Plan:
         """The targets not read yet, without building requests (for reporting them)."""
         for index, target in self._targets:
             try:
-                service = coerce_service(target, self._default)
+                service, _, _ = split_target(target, self._query, self._default)
             except UsageError:
                 continue  # the run is ending on a usage error already
             yield Job(index, service)
+
+
+def split_target(
+    target: object, query: object | None, default: Protocol | None
+) -> tuple[Service, object, str]:
+    """A target's service, the query it gets and its de-duplication key.
+
+    Raises:
+        UsageError: A target that is no service, or a plain target with no query to ask.
+    """
+    if isinstance(target, Targeted):
+        return target.service, target.query, target.key
+    if isinstance(target, Skipped):
+        return target.service, query, ""
+    service = coerce_service(target, default)
+    if query is None:
+        raise UsageError(
+            f"no query for {service.label}: give the fan-out a query, or vosweep.Targeted targets"
+        )
+    return service, query, ""

@@ -114,6 +114,9 @@ class TapTable(StrEnum):
     EPNTAP = "epntap"
     #: ``cat.sources``: a source catalogue with UCD-annotated positions and magnitudes.
     CATALOGUE = "catalogue"
+    #: ``"J/A+A/600/A12/table2"``: a VizieR-like catalogue table without a schema, with
+    #: mixed-case column names and proper motions in arcsec/yr as floats (opt-in).
+    VIZIER_PM = "vizier_pm"
 
 
 class JobOutcome(StrEnum):
@@ -278,6 +281,8 @@ class ServiceSpec(BaseModel, frozen=True, extra="forbid"):
         profile: How it behaves.
         protocol: The protocol it speaks.
         seed: The fleet seed; with *index* it fixes every row the service ever returns.
+        coverage: The sky coverage its registry record declares (RegTAP 1.2, an ASCII
+            MOC such as ``"1/0-23"``; the whole sky by default), or None for none.
     """
 
     index: int = Field(ge=0)
@@ -288,6 +293,7 @@ class ServiceSpec(BaseModel, frozen=True, extra="forbid"):
     profile: ServiceProfile = ServiceProfile()
     protocol: Protocol = Protocol.SCS
     seed: int = 0
+    coverage: str | None = "0/0-11"
 
     @classmethod
     def make(
@@ -298,6 +304,7 @@ class ServiceSpec(BaseModel, frozen=True, extra="forbid"):
         *,
         protocol: Protocol = Protocol.SCS,
         seed: int = 0,
+        coverage: str | None = "0/0-11",
     ) -> ServiceSpec:
         """Build a spec with the standard name, ivoid and path for *index*."""
         number = f"{index:0{_NAME_DIGITS}d}"
@@ -311,6 +318,7 @@ class ServiceSpec(BaseModel, frozen=True, extra="forbid"):
             profile=profile if profile is not None else ServiceProfile(),
             protocol=protocol,
             seed=seed,
+            coverage=coverage,
         )
 
 

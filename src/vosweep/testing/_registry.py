@@ -1103,7 +1103,7 @@ def _fleet_tap(service: ServedService) -> Resource:
         ),
         capabilities=(_tap(service.url, models=models), *_vosi(service.url)),
         schemas=tuple(Schema(name, tuple(tables)) for name, tables in schemas.items()),
-        coverage=ALL_SKY,
+        coverage=spec.coverage,
         footprint=(),
         spectral=(BAND_ENERGIES["optical"],),
     )
@@ -1572,7 +1572,7 @@ class _Builder:
                     ),
                     capabilities=(capability,),
                     schemas=(Schema(spec.name, (table,)),),
-                    coverage=ALL_SKY,
+                    coverage=spec.coverage,
                     footprint=(),
                     spectral=(BAND_ENERGIES["optical"],),
                 )

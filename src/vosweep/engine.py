@@ -5,8 +5,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterable, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Generator,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from enum import Enum
@@ -18,6 +28,7 @@ from anyio.abc import ObjectReceiveStream
 from astropy.table import Table
 
 from vosweep import _log
+from vosweep.checkpoint import Checkpoint, SweepSpec, is_finished, job_key
 from vosweep.config import EngineConfig, ErrorPolicy, make_config
 from vosweep.errors import (
     FanoutAborted,
@@ -25,7 +36,7 @@ from vosweep.errors import (
     SweepInterrupted,
     UsageError,
 )
-from vosweep.outcomes import Part
+from vosweep.outcomes import Part, ServiceOutcome, Status
 from vosweep.protocols.base import Request
 from vosweep.protocols.conversation import Capabilities, Send, Step, Work
 from vosweep.protocols.links import datalink_services
@@ -40,14 +51,15 @@ from vosweep.protocols.vosi import (
 from vosweep.queries import DatalinkQuery, query_protocols
 from vosweep.registry.client import RegistryClient
 from vosweep.registry.constraints import Constraint, SearchSpec
+from vosweep.registry.coverage import coverage_checks, out_of_coverage
 from vosweep.registry.results import RegistryResource, RegistryResults
 from vosweep.result import Collector, FanoutResult
 from vosweep.scheduling.breaker import BreakerSnapshot
 from vosweep.scheduling.limits import HostLimitsStatistics
-from vosweep.scheduling.plan import Plan
+from vosweep.scheduling.plan import Plan, split_target
 from vosweep.scheduling.runner import RunEnd, Runner
 from vosweep.services import Protocol, Service, coerce_service
-from vosweep.targets import expand_targets, is_single_target
+from vosweep.targets import Skipped, Targeted, expand_targets, is_single_target
 from vosweep.transport.base import Transport
 from vosweep.transport.http import AiohttpTransport
 
@@ -350,12 +362,29 @@ class Engine:
             return await self.discover(targets)
         return targets
 
+    async def _excluded(
+        self, targets: Iterable[object], query: object, coverage: bool
+    ) -> dict[str, str]:
+        """Registry resources whose declared coverage the query misses (see `coverage`)."""
+        if not coverage:
+            return {}
+        if isinstance(targets, RegistryResource):
+            ivoids = [targets.ivoid]
+        elif isinstance(targets, RegistryResults):
+            ivoids = [resource.ivoid for resource in targets]
+        else:
+            return {}  # services given by hand: the user chose them
+        if not coverage_checks(query):
+            return {}
+        return await out_of_coverage(self.registry, ivoids, query)
+
     def _prepare(
         self,
         targets: Iterable[object],
         query: object,
         errors: str | ErrorPolicy | None,
         deadline: float | None,
+        excluded: Mapping[str, str] | None = None,
     ) -> tuple[Plan, ErrorPolicy, float | None]:
         if isinstance(targets, (str, bytes)):
             raise UsageError("targets must be a collection of services, not a single string")
@@ -367,10 +396,14 @@ class Engine:
         fits = query_protocols(query)
         if isinstance(targets, Sequence | set | frozenset | dict):
             # Check every target now, before any I/O: bad input is the caller's to fix.
-            checked = []
-            for i, target in enumerate(expand_targets(targets, fits)):
+            checked: list[Service | Targeted | Skipped] = []
+            for i, target in enumerate(expand_targets(targets, fits, query)):
                 try:
-                    checked.append(coerce_service(target, default))
+                    if isinstance(target, Targeted | Skipped):
+                        checked.append(target)
+                    else:
+                        split_target(target, query, default)
+                        checked.append(coerce_service(target, default))
                 except UsageError as exc:
                     raise UsageError(f"target #{i}: {exc}") from None
             if not checked and isinstance(targets, RegistryResults) and targets:
@@ -380,44 +413,153 @@ class Engine:
                 )
             targets = checked
         else:
-            targets = expand_targets(targets, fits)
+            targets = expand_targets(targets, fits, query)
         policy = ErrorPolicy.parse(errors) if errors is not None else self.config.errors
         if deadline is None:
             deadline = self.config.deadline
         elif deadline <= 0:
             raise UsageError(f"deadline must be positive seconds, got {deadline}")
-        return Plan(targets, query), policy, deadline
+        return Plan(targets, query, excluded), policy, deadline
 
     async def fanout(
         self,
         targets: Iterable[object] | SearchSpec,
-        query: object,
+        query: object = None,
         *,
         errors: str | ErrorPolicy | None = None,
         deadline: float | None = None,
         on_part: Callable[[Part], None] | None = None,
+        coverage: bool = True,
+        checkpoint: str | os.PathLike[str] | None = None,
+        checkpoint_info: Mapping[str, Any] | None = None,
+        keep_rows: bool = True,
     ) -> FanoutResult:
         """Send *query* to every target; return the merged table and all outcomes.
 
         Args:
             targets: `Service` objects (or access URLs, for a query that implies a protocol).
                 Read lazily: a generator of 100,000 services is fine.
-            query: What to ask, e.g. a `Cone`.
+            query: What to ask, e.g. a `Cone`; may be None when every target is a
+                `Targeted` bringing its own query (what the global sweeps build).
             errors: Error policy for this fan-out (``"ignore"``, ``"abort"``, ``"retry"``,
                 ``"retry<n>"``); defaults to the engine's.
             deadline: Seconds for the whole fan-out; defaults to the engine's.
             on_part: Called with each service's part as it is recorded, cancelled ones
                 included (e.g. to drive a progress bar).
+            coverage: For registry results: skip (as ``out of coverage``) the resources
+                whose RegTAP 1.2 coverage the query's position, band or time misses.
+                False asks them anyway. Resources declaring no coverage are always asked.
+            checkpoint: A SQLite file storing each finished service's outcome and rows as
+                they arrive (see `vosweep.checkpoint`), so that a killed sweep can be
+                finished with `resume`. Targets are read into a list first. If the file
+                holds this very sweep already, it is continued (finished services are
+                not asked again).
+            checkpoint_info: A small JSON-able mapping stored with the sweep (what kind of
+                sweep it is, say), for whoever resumes it: `vosweep.checkpoint.read_info`
+                and ``result.checkpoint_info``. A continued sweep keeps the stored one.
+            keep_rows: False (with a checkpoint only) keeps the rows in the checkpoint
+                alone, not in memory: for results larger than memory, written out with
+                `FanoutResult.write`.
 
         Raises:
-            UsageError: Bad targets, query or options (before anything is sent).
+            UsageError: Bad targets, query or options (before anything is sent); a
+                checkpoint file of another sweep.
             FanoutAborted: Under the ``abort`` policy, when a service failed; carries the
                 partial result.
         """
-        runner = self._opened_runner()
+        self._opened_runner()
+        if checkpoint is None and (checkpoint_info is not None or not keep_rows):
+            raise UsageError("checkpoint_info and keep_rows=False need a checkpoint file")
         targets = await self._resolve(targets)
-        plan, policy, deadline = self._prepare(targets, query, errors, deadline)
-        collector = Collector(on_part)
+        excluded = await self._excluded(targets, query, coverage)
+        if checkpoint is not None:
+            if isinstance(targets, Iterator):
+                targets = list(targets)  # read twice: checked, then described
+            _, policy, deadline = self._prepare(targets, query, errors, deadline, excluded)
+            spec = SweepSpec(_materialise(targets, query), query, dict(excluded))
+            store = await anyio.to_thread.run_sync(
+                Checkpoint.open, checkpoint, spec, checkpoint_info
+            )
+            return await self._checkpointed(
+                store, policy, deadline, on_part, keep_rows=keep_rows, retry_failed=False
+            )
+        plan, policy, deadline = self._prepare(targets, query, errors, deadline, excluded)
+        return await self._collect(Collector(on_part), plan, policy, deadline)
+
+    async def resume(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        retry_failed: bool = False,
+        errors: str | ErrorPolicy | None = None,
+        deadline: float | None = None,
+        on_part: Callable[[Part], None] | None = None,
+        keep_rows: bool = True,
+    ) -> FanoutResult:
+        """Finish a checkpointed sweep: ask the services that did not finish, and only them.
+
+        The targets and query are read from the checkpoint. The result holds the stored
+        outcomes and rows of finished services (``result.restored`` counts them) and the
+        new ones, outcomes in target order. Cancelled services and those skipped behind
+        an open circuit breaker are asked again; failed ones only with *retry_failed*.
+
+        Raises:
+            UsageError: No such file, or not a vosweep checkpoint.
+        """
+        self._opened_runner()
+        store = await anyio.to_thread.run_sync(Checkpoint.open, path)
+        spec = store.spec
+        _, policy, deadline = self._prepare(
+            spec.targets, spec.query, errors, deadline, spec.excluded
+        )
+        return await self._checkpointed(
+            store, policy, deadline, on_part, keep_rows=keep_rows, retry_failed=retry_failed
+        )
+
+    async def _checkpointed(
+        self,
+        store: Checkpoint,
+        policy: ErrorPolicy,
+        deadline: float | None,
+        on_part: Callable[[Part], None] | None,
+        *,
+        keep_rows: bool,
+        retry_failed: bool,
+    ) -> FanoutResult:
+        """Restore what the checkpoint holds, then run the rest of its sweep."""
+        spec = store.spec
+        stored = await anyio.to_thread.run_sync(store.outcomes)
+        done = {i: o for i, o in stored.items() if is_finished(o, retry_failed=retry_failed)}
+        wanted = [i for i, o in done.items() if keep_rows and o.status.succeeded]
+        tables = await anyio.to_thread.run_sync(store.tables_of, wanted)
+        collector = Collector(on_part, checkpoint=store, keep_rows=keep_rows, info=store.info)
+        for index in sorted(done):
+            collector.restore(index, done[index], tables.get(index, []))
+        # What the plan would skip as duplicates of finished targets, it cannot see: the
+        # finished ones are not planned again. Skip those here, as the plan would.
+        asked = {job_key(spec.targets[i]) for i in done}
+        indices: list[int] = []
+        for index, target in enumerate(spec.targets):
+            if index in done:
+                continue
+            key = job_key(target)
+            if key in asked and any(job_key(spec.targets[i]) == key for i in done if i < index):
+                collector.record(_duplicate(index, target))
+                continue
+            indices.append(index)
+        plan = Plan([spec.targets[i] for i in indices], spec.query, spec.excluded)
+        return await self._collect(collector, plan, policy, deadline, indices)
+
+    async def _collect(
+        self,
+        collector: Collector,
+        plan: Plan,
+        policy: ErrorPolicy,
+        deadline: float | None,
+        indices: Sequence[int] | None = None,
+    ) -> FanoutResult:
+        """Run *plan* into *collector*; the result, also when cancelled or aborted."""
+        runner = self._opened_runner()
         t0 = time.perf_counter()
         end: RunEnd | None = None
         _log.get_logger().debug(_log.FANOUT_STARTED, policy=str(policy), deadline=deadline)
@@ -425,12 +567,21 @@ class Engine:
         async def deliver(part: Part) -> None:
             del part  # recorded already; nobody streams here
             await collector.compact(runner.parse_limiter)
+            await collector.flush()
 
         try:
             end = await _run(
-                runner, plan, collector, deliver=deliver, policy=policy, deadline=deadline
+                runner,
+                plan,
+                collector,
+                deliver=deliver,
+                policy=policy,
+                deadline=deadline,
+                indices=indices,
             )
         finally:
+            with anyio.CancelScope(shield=True):
+                await collector.flush()  # recorded, not yet stored: a cancel loses nothing
             result = collector.result(end, time.perf_counter() - t0)
             self.last_result = result
             _log.get_logger().info(
@@ -460,11 +611,12 @@ class Engine:
     async def stream(
         self,
         targets: Iterable[object] | SearchSpec,
-        query: object,
+        query: object = None,
         *,
         errors: str | ErrorPolicy | None = None,
         deadline: float | None = None,
         buffer: int = 64,
+        coverage: bool = True,
     ) -> AsyncIterator[SweepStream]:
         """Run a fan-out and hand out each service's `Part` as soon as it finishes.
 
@@ -486,10 +638,12 @@ class Engine:
             deadline: As for `fanout`.
             buffer: Parts held when the consumer is slower than the services; beyond that,
                 finished requests wait (backpressure) instead of piling up in memory.
+            coverage: As for `fanout`.
         """
         runner = self._opened_runner()
         targets = await self._resolve(targets)
-        plan, policy, deadline = self._prepare(targets, query, errors, deadline)
+        excluded = await self._excluded(targets, query, coverage)
+        plan, policy, deadline = self._prepare(targets, query, errors, deadline, excluded)
         collector = Collector()
         send, receive = anyio.create_memory_object_stream[Part](max(0, buffer))
         parts = SweepStream(receive, collector, time.perf_counter())
@@ -515,6 +669,29 @@ class Engine:
                     tg.cancel_scope.cancel()
         finally:
             self.last_result = parts.result()
+
+
+def _materialise(targets: Iterable[object], query: object) -> list[Service | Targeted | Skipped]:
+    """The targets as services (checked already by `Engine._prepare`), to be stored."""
+    if isinstance(targets, RegistryResource | Service) or is_single_target(targets):
+        targets = [targets]
+    default = getattr(query, "default_protocol", None)
+    return [
+        target
+        if isinstance(target, Targeted | Skipped)
+        else split_target(target, query, default)[0]
+        for target in expand_targets(targets, query_protocols(query), query)
+    ]
+
+
+def _duplicate(index: int, target: Service | Targeted | Skipped) -> Part:
+    service = target.service if isinstance(target, Targeted | Skipped) else target
+    return Part(
+        index,
+        ServiceOutcome(
+            service=service, status=Status.SKIPPED, message="duplicate of an earlier target"
+        ),
+    )
 
 
 def _one_service(service: Service | str, protocol: Protocol) -> Service:
@@ -552,10 +729,20 @@ async def _run(
     deliver: Callable[[Part], Awaitable[None]],
     policy: ErrorPolicy,
     deadline: float | None,
+    indices: Sequence[int] | None = None,
 ) -> RunEnd:
+    record = collector.record
+    if indices is not None:
+        # A resumed run plans only the unfinished targets: report their original places.
+        positions = indices
+
+        def record(part: Part) -> None:
+            part.index = positions[part.index]
+            collector.record(part)
+
     return await runner.run(
         plan,
-        record=collector.record,
+        record=record,
         deliver=deliver,
         policy=policy,
         deadline=deadline,
@@ -565,7 +752,7 @@ async def _run(
 
 async def fanout(
     targets: Iterable[object] | SearchSpec,
-    query: object,
+    query: object = None,
     *,
     config: EngineConfig | None = None,
     **kwargs: Any,
@@ -580,7 +767,7 @@ async def fanout(
 
 def fanout_sync(
     targets: Iterable[object] | SearchSpec,
-    query: object,
+    query: object = None,
     *,
     config: EngineConfig | None = None,
     **kwargs: Any,

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from astropy.table import Table
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -119,3 +120,23 @@ def test_images_spectra_tables_mixes_protocols_and_leaves_no_job():
     assert all(rows > 0 for _, rows, _ in found)
     assert "UWS jobs left on the servers: 0" in completed.stdout
     assert "failed: query timed out on the server" in completed.stdout
+
+
+def test_long_obscore_sweep_is_cut_then_resumed_without_loss(tmp_path):
+    """The cut run leaves services unfinished; the resumed one asks only those, and ends
+    with every fleet archive's rows (the checkpoint's and the new ones together)."""
+    pytest.importorskip("sqlglot", reason="the simulated registry needs the 'sim' extra")
+    checkpoint = tmp_path / "sweep.sqlite"
+    completed = run_example(
+        "long_obscore_sweep.py", "--services", "12", "--checkpoint", str(checkpoint)
+    )
+    (cut_services, cut_rows, cut_state), (services, rows, state) = summaries(completed.stdout)[:2]
+    assert cut_state.startswith("INCOMPLETE")
+    assert state == "complete"
+    assert services == cut_services
+    assert rows > cut_rows
+    restored = int(re.search(r"Resumed: (\d+) services restored", completed.stdout)[1])
+    assert 0 < restored < services
+    ok = re.findall(r"^  ok\s+(\d+)\s+\d+$", completed.stdout, re.MULTILINE)
+    assert int(ok[-1]) == 12  # every simulated archive answered in the end
+    assert checkpoint.is_file()

@@ -88,6 +88,8 @@ MAX_STRING_BYTES = 16 * 2**20
 #: SQLite virtual-machine steps between two deadline checks.
 _PROGRESS_STEPS = 2000
 
+#: The SQLite database holding tables without a schema (VizieR's ``"J/A+A/.../table2"``).
+NO_SCHEMA = "noschema_"
 #: VOTable datatypes a column may have, with the SQLite column type they are stored as.
 _SQL_TYPES = {
     "char": "TEXT",
@@ -183,8 +185,17 @@ class TableDef:
 
     @property
     def qualified_name(self) -> str:
-        """``schema.name``, as queries and VOSI name the table."""
-        return f"{self.schema}.{self.name}"
+        """``schema.name``, as queries and VOSI name the table (``name`` without a schema).
+
+        VizieR's tables have no schema: their names (``J/A+A/600/A12/table2``) are
+        what TAP_SCHEMA lists and, delimited, what queries write after ``FROM``.
+        """
+        return f"{self.schema}.{self.name}" if self.schema else self.name
+
+    @property
+    def sqlite_name(self) -> str:
+        """The table in the SQLite database: schema-less tables live in `NO_SCHEMA`."""
+        return f"{self.schema or NO_SCHEMA}.{_quote(self.name)}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -1478,23 +1489,28 @@ class AdqlDatabase:
     def _build(self, rows: Mapping[str, Iterable[Sequence[object]]]) -> dict[str, bytes]:
         builder = sqlite3.connect(":memory:", isolation_level=None)
         try:
-            schemas = sorted({t.schema for t in self.tables})
+            # Schema-less tables go into their own attached database: SQLite finds an
+            # unqualified name there when it is unique, as ADQL expects.
+            schemas = sorted({t.schema or NO_SCHEMA for t in self.tables})
             for schema in schemas:
                 builder.execute(f"ATTACH DATABASE ':memory:' AS {schema}")
             for table in self.tables:
-                columns = ", ".join(f"{c.name} {_SQL_TYPES[c.datatype]}" for c in table.columns)
-                builder.execute(f"CREATE TABLE {table.qualified_name} ({columns})")
+                columns = ", ".join(
+                    f"{_quote(c.name)} {_SQL_TYPES[c.datatype]}" for c in table.columns
+                )
+                builder.execute(f"CREATE TABLE {table.sqlite_name} ({columns})")
                 marks = ", ".join("?" * len(table.columns))
                 builder.execute("BEGIN")
                 builder.executemany(
-                    f"INSERT INTO {table.qualified_name} VALUES ({marks})",  # noqa: S608
+                    f"INSERT INTO {table.sqlite_name} VALUES ({marks})",  # noqa: S608
                     rows.get(table.qualified_name, ()),
                 )
                 builder.execute("COMMIT")
                 for number, index in enumerate(table.indexes):
+                    index_name = _quote(f"ix_{table.name}_{number}")
                     builder.execute(
-                        f"CREATE INDEX {table.schema}.ix_{table.name}_{number}"
-                        f" ON {table.name} ({', '.join(index)})"
+                        f"CREATE INDEX {table.schema or NO_SCHEMA}.{index_name}"
+                        f" ON {_quote(table.name)} ({', '.join(map(_quote, index))})"
                     )
             for schema in schemas:
                 builder.execute(f"ANALYZE {schema}")

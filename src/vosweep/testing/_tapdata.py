@@ -37,6 +37,7 @@ __all__ = [
     "OBSCORE_TABLE",
     "OBSCORE_UTYPE",
     "TABLES",
+    "VIZIER_PM_TABLE",
     "ObscoreDataset",
     "data_tables",
     "data_url",
@@ -55,15 +56,23 @@ EPNTAP_UTYPE = "ivo://ivoa.net/std/epntap#table-2.0"
 OBSCORE_TABLE = "ivoa.obscore"
 EPNTAP_TABLE = "planets.epn_core"
 CATALOGUE_TABLE = "cat.sources"
+#: A VizieR-style table name: no schema, slashes and a plus (a delimited identifier).
+VIZIER_PM_TABLE = "J/A+A/600/A12/table2"
 
 #: Rows per table: (low, high) of the seeded count.
 _SIZES: Mapping[TapTable, tuple[int, int]] = {
     TapTable.OBSCORE: (400, 1500),
     TapTable.EPNTAP: (200, 800),
     TapTable.CATALOGUE: (1000, 3000),
+    TapTable.VIZIER_PM: (300, 900),
 }
 #: Per-table salt of the row seeds.
-_SALT: Mapping[TapTable, int] = {TapTable.OBSCORE: 1, TapTable.EPNTAP: 2, TapTable.CATALOGUE: 3}
+_SALT: Mapping[TapTable, int] = {
+    TapTable.OBSCORE: 1,
+    TapTable.EPNTAP: 2,
+    TapTable.CATALOGUE: 3,
+    TapTable.VIZIER_PM: 4,
+}
 #: JD of J2000.0 (EPN-TAP times are Julian days).
 _J2000_JD = 2_451_545.0
 
@@ -232,11 +241,31 @@ _CATALOGUE = TableDef(
     ),
 )
 
+# VizieR's habits: no schema, mixed-case names (delimited identifiers in ADQL), floats,
+# proper motions in arcsec/yr, and a B1950 position before the J2000 one: only
+# ``meta.main`` tells the position to use.
+_VIZIER_PM = TableDef(
+    "",
+    VIZIER_PM_TABLE,
+    "Proper motions of simulated stars (a VizieR-like catalogue table).",
+    (
+        _c("Seq", "int", "meta.id;meta.main", None, "Sequential number"),
+        _c("RAB1950", "double", "pos.eq.ra", "deg", "Right ascension (FK4, B1950)"),
+        _c("DEB1950", "double", "pos.eq.dec", "deg", "Declination (FK4, B1950)"),
+        _c("RAJ2000", "double", "pos.eq.ra;meta.main", "deg", "Right ascension (ICRS, J2000)"),
+        _c("DEJ2000", "double", "pos.eq.dec;meta.main", "deg", "Declination (ICRS, J2000)"),
+        _c("pmRA", "float", "pos.pm;pos.eq.ra", "arcsec/yr", "Proper motion in RA * cos(Dec)"),
+        _c("pmDE", "float", "pos.pm;pos.eq.dec", "arcsec/yr", "Proper motion in Dec"),
+        _c("Vmag", "float", "phot.mag;em.opt.V", "mag", "V magnitude"),
+    ),
+)
+
 #: Every data table a simulated TAP service may hold.
 TABLES: Mapping[TapTable, TableDef] = {
     TapTable.OBSCORE: _OBSCORE,
     TapTable.EPNTAP: _EPNTAP,
     TapTable.CATALOGUE: _CATALOGUE,
+    TapTable.VIZIER_PM: _VIZIER_PM,
 }
 
 
@@ -451,6 +480,14 @@ def _epntap_rows(n: int, rng: np.random.Generator, ctx: _RowContext) -> list[tup
     resolution = rng.uniform(0.01, 1.0, n).tolist()
     angles = rng.uniform(0.0, 90.0, (6, n)).tolist()
     products = _choice(rng, _EPN_PRODUCTS, n)
+    # Every fifth granule holds two product types, an EPN-TAP hash list ("im#sp"), so that
+    # clients must match with ivo_hashlist_has (no extra draws: other columns unchanged).
+    products = [
+        f"{p}#{_EPN_PRODUCTS[(_EPN_PRODUCTS.index(p) + 1) % len(_EPN_PRODUCTS)]}"
+        if k % 5 == 0
+        else p
+        for k, p in enumerate(products)
+    ]
     measurements = _choice(rng, _MEASUREMENTS, n)
     levels = rng.integers(1, 6, n).tolist()
     created = _timestamps(rng, n, datetime(2012, 1, 1, tzinfo=UTC))
@@ -561,6 +598,21 @@ def _catalogue_rows(n: int, rng: np.random.Generator, ctx: _RowContext) -> list[
     ]
 
 
+def _vizier_pm_rows(n: int, rng: np.random.Generator, ctx: _RowContext) -> list[tuple[object, ...]]:
+    ra, dec = _sky(rng, n)
+    # B1950 positions: a rough offset is enough; nobody should read them for J2000 ones.
+    ra_b = (ra - 0.64) % 360.0
+    dec_b = np.clip(dec - 0.28, -90.0, 90.0)
+    pmra = np.round(rng.normal(0.0, 0.02, n), 4).tolist()  # arcsec/yr
+    pmde = _nulls(np.round(rng.normal(-0.005, 0.02, n), 4).tolist(), rng, 0.05)
+    vmag = _nulls(np.round(rng.normal(12.0, 1.5, n), 2).tolist(), rng, 0.1)
+    ras, decs, ras_b, decs_b = ra.tolist(), dec.tolist(), ra_b.tolist(), dec_b.tolist()
+    del ctx
+    return [
+        (k + 1, ras_b[k], decs_b[k], ras[k], decs[k], pmra[k], pmde[k], vmag[k]) for k in range(n)
+    ]
+
+
 class _RowContext:
     """What rows may mention about their service."""
 
@@ -577,6 +629,7 @@ _ROWS: Mapping[
     TapTable.OBSCORE: _obscore_rows,
     TapTable.EPNTAP: _epntap_rows,
     TapTable.CATALOGUE: _catalogue_rows,
+    TapTable.VIZIER_PM: _vizier_pm_rows,
 }
 
 

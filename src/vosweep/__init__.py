@@ -1,7 +1,8 @@
 """vosweep: query the whole Virtual Observatory at once.
 
-The public API is exactly what ``__all__`` lists, plus two subpackages: `vosweep.registry`
-(discovery) and `vosweep.testing` (the simulated VO).
+The public API is exactly what ``__all__`` lists, plus subpackages: `vosweep.registry`
+(discovery), `vosweep.sweeps` (ObsCore, EPN-TAP and UCD-driven global sweeps),
+`vosweep.samp` (hand a table to TOPCAT or Aladin) and `vosweep.testing` (the simulated VO).
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from importlib.metadata import version as _version
 from typing import Any as _Any
 
 from vosweep import registry as registry
+from vosweep import sweeps as sweeps
+from vosweep._log import configure_logging as configure_logging
 from vosweep.config import DEFAULT_BREAKER as DEFAULT_BREAKER
 from vosweep.config import DEFAULT_LIMITS as DEFAULT_LIMITS
 from vosweep.config import DEFAULT_RETRY as DEFAULT_RETRY
@@ -47,6 +50,7 @@ from vosweep.errors import VosweepError as VosweepError
 from vosweep.outcomes import Part as Part
 from vosweep.outcomes import ServiceOutcome as ServiceOutcome
 from vosweep.outcomes import Status as Status
+from vosweep.progress import ProgressBar as ProgressBar
 from vosweep.queries import Cone as Cone
 from vosweep.queries import DatalinkQuery as DatalinkQuery
 from vosweep.queries import ImageQuery as ImageQuery
@@ -56,6 +60,7 @@ from vosweep.queries import TapQuery as TapQuery
 from vosweep.result import FanoutResult as FanoutResult
 from vosweep.services import Protocol as Protocol
 from vosweep.services import Service as Service
+from vosweep.targets import Targeted as Targeted
 
 __all__ = [
     "DEFAULT_BREAKER",
@@ -78,6 +83,7 @@ __all__ = [
     "NotSupported",
     "Part",
     "PerProtocol",
+    "ProgressBar",
     "Protocol",
     "QueryRejected",
     "RateLimited",
@@ -97,11 +103,13 @@ __all__ = [
     "SweepStream",
     "TapPolicy",
     "TapQuery",
+    "Targeted",
     "Timeouts",
     "TooManyRedirects",
     "TransportError",
     "UsageError",
     "VosweepError",
+    "configure_logging",
     "fanout",
     "fanout_sync",
 ]

@@ -94,6 +94,16 @@ class TestMerge:
         assert mixed["v"].dtype == object
         assert len(mixed["v"][2]) == 2
 
+    def test_empty_answers_with_masked_array_columns(self):
+        """Zero rows of a masked 2-D column (an SSA service with no spectra) merge cleanly."""
+        empty = Table({"v": MaskedColumn(np.zeros((0, 2)), mask=np.zeros((0, 2), bool))})
+        full = Table({"v": MaskedColumn(np.ones((2, 2)), mask=[[True, True], [False, True]])})
+        out = merge_tables([(empty, svc(0)), (full, svc(1))])
+        assert out["v"].shape == (2, 2)
+        assert out["v"].mask.tolist() == [[True, True], [False, True]]
+        alone = merge_tables([(empty, svc(0))])
+        assert len(alone) == 0
+
     def test_name_collision_with_provenance(self):
         """A service column called service_url keeps its name; ours is prefixed."""
         a = Table({"service_url": ["theirs"]})

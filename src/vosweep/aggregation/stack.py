@@ -232,7 +232,8 @@ def _build_column(
     data = np.zeros((total, *plan.shape), dtype=plan.dtype)
     if plan.dtype.kind == "O":
         data = np.empty(total, dtype=object)
-    mask = np.ones(total, dtype=bool)
+    # Array cells keep their own nulls (astropy's vstack does too); object cells are whole.
+    mask = np.ones(data.shape, dtype=bool)
     for factor, i in zip(plan.factors, members, strict=True):
         column = tables[i][plan.name]
         start, stop = int(offsets[i]), int(offsets[i + 1])
@@ -247,8 +248,9 @@ def _build_column(
         else:
             data[start:stop] = values
         nulls: Any = column_mask(column)
-        if nulls.ndim > 1:
-            nulls = nulls.reshape(len(column), -1).all(axis=1)
+        if nulls.ndim > mask.ndim:
+            # A row is null when all its cells are (reshape(n, -1) fails on zero rows).
+            nulls = nulls.all(axis=tuple(range(mask.ndim, nulls.ndim)))
         mask[start:stop] = nulls
     common: dict[str, Any] = {
         "name": plan.name,
@@ -257,9 +259,6 @@ def _build_column(
         "meta": plan.meta,
     }
     if mask.any():
-        if plan.shape:
-            full_mask = np.broadcast_to(mask.reshape((total,) + (1,) * len(plan.shape)), data.shape)
-            return MaskedColumn(data, mask=full_mask.copy(), **common)
         return MaskedColumn(data, mask=mask, **common)
     return Column(data, **common)
 

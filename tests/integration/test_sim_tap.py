@@ -651,7 +651,12 @@ async def test_failing_job_creation_makes_no_job(sim: SimulatedVO, name: str) ->
 
 async def test_queries_are_bounded_in_time(sim: SimulatedVO) -> None:
     """A query over the service's time limit: 400 on sync, a transient ERROR in a job."""
-    heavy = "SELECT COUNT(*) FROM cat.sources AS a, cat.sources AS b WHERE a.vmag < b.vmag"
+    # A three-way join: billions of row triples, beyond any time limit on any machine (a
+    # two-way join finished within the 0.2 s limit on a fast day).
+    heavy = (
+        "SELECT COUNT(*) FROM cat.sources AS a, cat.sources AS b, cat.sources AS c"
+        " WHERE a.vmag < b.vmag AND b.vmag < c.vmag"
+    )
     base = url(sim, "short_timeout")
     started = time.monotonic()
     status, body, _ = await fetch(f"{base}/sync", "POST", data={"QUERY": heavy})

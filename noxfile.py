@@ -43,12 +43,13 @@ def typecheck(session: nox.Session) -> None:
 @nox.session
 def bench(session: nox.Session) -> None:
     """Benchmarks against baselines run in the same process; writes benchmarks/results/."""
-    session.install("-e", ".[progress,sim]", *_group("bench"))
+    session.install("-e", ".[progress,sim,parquet]", *_group("bench"))
     args = session.posargs or []
     session.run("python", "benchmarks/bench_votable.py", *args)
     session.run("python", "benchmarks/bench_aggregate.py", *args)
     session.run("python", "benchmarks/bench_fanout.py", *args)
     session.run("python", "benchmarks/bench_registry.py")
+    session.run("python", "benchmarks/bench_sweep_memory.py")
 
 
 @nox.session
@@ -58,5 +59,5 @@ def soak(session: nox.Session) -> None:
     Exits non-zero when a check fails: rows lost, a descriptor or task leak, RSS growing
     from round to round, a dead host hammered or a live one over its retry budget.
     """
-    session.install("-e", ".[progress,sim]", *_group("bench"))
+    session.install("-e", ".[progress,sim,parquet]", *_group("bench"))
     session.run("python", "benchmarks/bench_soak.py", *session.posargs)

@@ -13,6 +13,7 @@ from typing import Any as _Any
 from vosweep import registry as registry
 from vosweep import sweeps as sweeps
 from vosweep._log import configure_logging as configure_logging
+from vosweep._memory import limit_malloc_arenas as limit_malloc_arenas
 from vosweep.config import DEFAULT_BREAKER as DEFAULT_BREAKER
 from vosweep.config import DEFAULT_LIMITS as DEFAULT_LIMITS
 from vosweep.config import DEFAULT_RETRY as DEFAULT_RETRY
@@ -112,6 +113,7 @@ __all__ = [
     "configure_logging",
     "fanout",
     "fanout_sync",
+    "limit_malloc_arenas",
 ]
 
 

@@ -45,6 +45,7 @@ from astropy.table import Table
 from pydantic import ValidationError
 
 from vosweep import _log
+from vosweep._memory import limit_malloc_arenas
 from vosweep.checkpoint import write_table
 from vosweep.config import EngineConfig, Limits, RegistryConfig, Timeouts
 from vosweep.engine import Engine
@@ -1003,6 +1004,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = _parser().parse_args(argv)
     except SystemExit as exc:  # --help (0) or a bad argument (2, already reported)
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    limit_malloc_arenas()  # an application sweeping for hours: keep the RSS flat
     started = time.perf_counter()
     try:
         code: int = anyio.run(COMMANDS[args.command], args)

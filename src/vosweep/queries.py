@@ -156,18 +156,25 @@ def _mjd(value: Any, what: str) -> float:
     return result
 
 
+def interval_ends(value: Any, what: str) -> tuple[Any, Any]:
+    """The two ends of an interval as given; None marks an open end.
+
+    A pair (list, tuple, 2-element array or quantity), or one value standing for ``(v, v)``.
+    """
+    if isinstance(value, (tuple, list)):
+        if len(value) != 2:
+            raise UsageError(f"{what} must be a (low, high) pair, got {len(value)} values")
+        return value[0], value[1]
+    if hasattr(value, "shape") and getattr(value, "shape", ()) == (2,):
+        return value[0], value[1]
+    return value, value
+
+
 def _interval(value: Any, convert: Any, what: str) -> tuple[float, float] | None:
     """``(low, high)`` with None for an open end, or one value meaning ``(v, v)``."""
     if value is None:
         return None
-    if isinstance(value, (tuple, list)):
-        if len(value) != 2:
-            raise UsageError(f"{what} must be a (low, high) pair, got {len(value)} values")
-        low, high = value
-    elif hasattr(value, "shape") and getattr(value, "shape", ()) == (2,):
-        low, high = value[0], value[1]
-    else:
-        low = high = value
+    low, high = interval_ends(value, what)
     lo = -math.inf if low is None else convert(low, what)
     hi = math.inf if high is None else convert(high, what)
     if convert is _metres and _inverse_spectral(low, high):

@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from vosweep.adql import identifier, table_reference
 from vosweep.errors import QueryRejected, UsageError
-from vosweep.queries import TapMode, TapQuery, _interval, _mjd, _usage_errors
+from vosweep.queries import TapMode, TapQuery, _interval, _mjd, _usage_errors, interval_ends
 from vosweep.services import Protocol, Service
 from vosweep.sweeps._shared import (
     KeyGroup,
@@ -219,14 +219,7 @@ def _frequencies(value: Any) -> tuple[float, float] | None:
     what = "spectral_range"
     if value is None:
         return None
-    if isinstance(value, (tuple, list)):
-        if len(value) != 2:
-            raise UsageError(f"{what} must be a (low, high) pair, got {len(value)} values")
-        low, high = value
-    elif hasattr(value, "shape") and getattr(value, "shape", ()) == (2,):
-        low, high = value[0], value[1]
-    else:
-        low = high = value
+    low, high = interval_ends(value, what)
     lo = 0.0 if low is None else _hertz(low, what)
     hi = math.inf if high is None else _hertz(high, what)
     units = [end.unit for end in (low, high) if end is not None and hasattr(end, "unit")]

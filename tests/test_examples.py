@@ -105,7 +105,8 @@ def test_demo_discovers_through_the_registry_and_sweeps():
         timeout=120,
         check=False,
     )
-    assert completed.returncode in {0, 3}, completed.stderr
+    # The simulated failures are the demo's point: a complete sweep exits 0.
+    assert completed.returncode == 0, completed.stderr
     assert "Registry: servicetype='scs', keywords=['fleet'] found 24 resources" in completed.stdout
     [(services, _, state)] = summaries(completed.stdout)
     assert (services, state) == (24, "complete")

@@ -581,6 +581,15 @@ def read_info(path: str | os.PathLike[str]) -> dict[str, Any]:
     return Checkpoint.open(path).info
 
 
+def count_targets(path: str | os.PathLike[str]) -> int:
+    """How many targets the checkpointed sweep has (a resumed progress bar's total).
+
+    Raises:
+        UsageError: No such file, or not a vosweep checkpoint.
+    """
+    return len(Checkpoint.open(path).spec.targets)
+
+
 # -- output files -------------------------------------------------------------------------
 
 

@@ -934,13 +934,14 @@ async def _epntap(args: argparse.Namespace) -> int:
 
 
 async def _resume(args: argparse.Namespace) -> int:
-    from vosweep.checkpoint import read_info  # noqa: PLC0415
+    from vosweep.checkpoint import count_targets, read_info  # noqa: PLC0415
     from vosweep.sweeps.epntap import finish_epntap  # noqa: PLC0415
     from vosweep.sweeps.obscore import finish_obscore  # noqa: PLC0415
 
     if not args.file.is_file():
         raise UsageError(f"no checkpoint file {args.file}")
     info = await anyio.to_thread.run_sync(read_info, args.file)
+    total = await anyio.to_thread.run_sync(count_targets, args.file)
     files, config = await _prepare(args)
     finish = {"obscore": finish_obscore, "epntap": finish_epntap}.get(str(info.get("kind")))
     dedupe = bool(info.get("dedupe", True))
@@ -959,7 +960,7 @@ async def _resume(args: argparse.Namespace) -> int:
                 return result
             return await anyio.to_thread.run_sync(lambda: finish(result, dedupe=dedupe))
 
-        return await _run_and_write(args, files, None, run)
+        return await _run_and_write(args, files, total, run)
 
 
 def _has_sim_extra() -> bool:

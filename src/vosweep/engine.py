@@ -445,7 +445,8 @@ class Engine:
                 ``"retry<n>"``); defaults to the engine's.
             deadline: Seconds for the whole fan-out; defaults to the engine's.
             on_part: Called with each service's part as it is recorded, cancelled ones
-                included (e.g. to drive a progress bar).
+                included (e.g. to drive a progress bar); for a continued checkpoint,
+                first with each restored service.
             coverage: For registry results: skip (as ``out of coverage``) the resources
                 whose RegTAP 1.2 coverage the query's position, band or time misses.
                 False asks them anyway. Resources declaring no coverage are always asked.

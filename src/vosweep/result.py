@@ -245,6 +245,9 @@ class Collector:
         self.restored += 1
         if tables and self._keep_rows:
             self.stacker.add(tables, outcome.service)
+        if self._on_part is not None:
+            # A progress bar of a resumed sweep starts where the last run stopped.
+            self._on_part(Part(index, outcome, tables if self._keep_rows else None))
 
     async def flush(self) -> None:
         """Store the finished parts recorded so far, in a worker thread.

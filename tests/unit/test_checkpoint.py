@@ -125,6 +125,18 @@ def test_collector_stores_only_finished_parts(tmp_path: Path):
     assert [o.status for o in collector.outcomes()] == [Status.OK, Status.CANCELLED]
 
 
+def test_restored_services_reach_on_part_first():
+    """A resumed progress bar counts the services the checkpoint already holds."""
+    seen: list[tuple[int, Status, int]] = []
+    collector = Collector(lambda p: seen.append((p.index, p.outcome.status, len(p.tables))))
+    collector.restore(
+        2, ServiceOutcome(service=svc(2), status=Status.OK, rows=3), [rich_table(3, 1)]
+    )
+    collector.restore(0, ServiceOutcome(service=svc(0), status=Status.ERROR), [])
+    assert seen == [(2, Status.OK, 1), (0, Status.ERROR, 0)]
+    assert collector.restored == 2
+
+
 def test_cancelled_flush_loses_nothing(tmp_path: Path):
     """A flush cancelled before it took the parts leaves them queued for the engine's
     final, shielded flush: recorded parts are stored, whenever the cancel lands."""

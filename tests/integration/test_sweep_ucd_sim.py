@@ -247,3 +247,46 @@ async def test_no_tables_gives_the_empty_schema(sim: SimulatedVO):
     assert result.outcomes == []
     assert len(result.table) == 0
     assert result.table.colnames[:5] == ["ra", "dec", "pmra", "pmdec", SOURCE_TABLE]
+
+
+async def test_a_service_without_geometry_gets_a_box_then_the_exact_cone():
+    """No geometry functions: the box is asked for, the merge cuts to the cone; the rows
+    equal the table's rows within the cone by astropy's separation (independent oracle)."""
+    from astropy import units as u  # noqa: PLC0415
+    from astropy.coordinates import SkyCoord  # noqa: PLC0415
+
+    spec = ServiceSpec.make(
+        0,
+        0,
+        ServiceProfile(tap=TapProfile(tables=(CAT,), geometry=False)),
+        protocol=Protocol.TAP,
+        seed=11,
+    )
+    region = vosweep.Cone(ra=5.0, dec=30.0, radius=20.0)  # its box crosses RA 0
+    async with (
+        SimulatedVO([spec], registry=RegistryProfile(n_resources=10, seed=11)) as small,
+        engine(small) as e,
+    ):
+        tables = [
+            t
+            for t in await find_ucd_tables(e, SCHEMA)
+            if t.service.access_url == small.service(0).url
+        ]
+        result = await ucd_sweep(e, SCHEMA, region=region, tables=tables)
+        everything = await e.fanout(
+            [small.service(0).target()],
+            vosweep.TapQuery("SELECT ra, dec, pmra, pmdec FROM cat.sources", maxrec=100_000),
+        )
+    assert [o.status for o in result.outcomes] == [vosweep.Status.OK]
+    rows = everything.table
+    where = (
+        SkyCoord(rows["ra"], rows["dec"], unit="deg").separation(
+            SkyCoord(region.ra * u.deg, region.dec * u.deg)
+        )
+        <= region.radius * u.deg
+    )
+    expected = sorted(np.asarray(rows["pmra"][where], float).tolist())
+    got = sorted(np.asarray(result.table["pmra"], float).tolist())
+    assert len(got) == len(expected) > 0
+    np.testing.assert_allclose(got, expected, rtol=1e-9)
+    assert result.table.meta.get("vosweep_ucd_outside_region", 0) > 0  # the box's corners

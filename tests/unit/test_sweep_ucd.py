@@ -26,6 +26,7 @@ from vosweep.sweeps.ucd import (
     ResultColumn,
     UcdColumn,
     UcdTable,
+    box_bounds,
     match_ucd,
     merge_ucd,
     pick_columns,
@@ -332,12 +333,18 @@ class TestPlan:
         assert len(targets) == 2
         assert all("CONTAINS" in query_of(t) for t in targets)  # mandatory in ADQL 2.0
 
-    def test_no_region_filter_without_geometry(self):
+    def test_a_bounding_box_without_geometry(self):
+        """No geometry functions: the cone's box in plain comparisons, RA wrapped at 0."""
         lacking = caps(UNION, ("features-adqlgeo", "POINT"), adql=("2.1",))
         [target] = plan_ucd(
             [CAT, VIZ], PM, region=(1, 2, 3), capabilities={SERVICE.access_url: lacking}
         )
-        assert "CONTAINS" not in query_of(target)
+        adql = query_of(target)
+        assert "CONTAINS" not in adql
+        assert '"dec" BETWEEN -1.0 AND 5.0' in adql  # DEC is an ADQL reserved word
+        assert "DEJ2000 BETWEEN -1.0 AND 5.0" in adql
+        assert "(ra >= 357.99" in adql  # 1 - 3.004 wraps to the top of the RA range
+        parse(adql)  # still one well-formed query
 
     def test_union_chunks(self):
         tables = [dataclasses.replace(CAT, table=f"s.t{i}") for i in range(5)]
@@ -443,7 +450,55 @@ def answer(source: list[str], **columns: tuple[list[object], str | None]) -> Tab
     return table
 
 
+@settings(max_examples=300, deadline=None)
+@given(
+    st.floats(0, 360, exclude_max=True),
+    st.floats(-89.9, 89.9),
+    st.floats(1e-4, 20),
+    st.floats(0, 1),
+    st.floats(0, 360),
+)
+def test_the_box_holds_every_point_of_the_cone(ra, dec, radius, fraction, bearing):
+    """Any point within the cone (at some distance and bearing) satisfies the box."""
+    cone = Cone(ra=ra, dec=dec, radius=radius)
+    distance, angle = np.radians(radius * fraction), np.radians(bearing)
+    lat0, lon0 = np.radians(dec), np.radians(ra)
+    lat = np.arcsin(
+        np.sin(lat0) * np.cos(distance) + np.cos(lat0) * np.sin(distance) * np.cos(angle)
+    )
+    lon = lon0 + np.arctan2(
+        np.sin(angle) * np.sin(distance) * np.cos(lat0),
+        np.cos(distance) - np.sin(lat0) * np.sin(lat),
+    )
+    point_ra, point_dec = np.degrees(lon) % 360.0, np.degrees(lat)
+    low, high, ras = box_bounds(cone)
+    slack = 1e-9
+    assert low - slack <= point_dec <= high + slack
+    if ras is not None:
+        start, end = ras
+        inside = [
+            start - slack <= x <= end + slack for x in (point_ra - 360, point_ra, point_ra + 360)
+        ]
+        assert any(inside), (point_ra, ras)
+
+
 class TestMerge:
+    def test_rows_outside_the_region_are_cut(self):
+        """A bounding box's corners (services without geometry) are cut to the cone."""
+        rows = answer(
+            ["cat.sources"] * 4,
+            ra=([10.0, 10.9, 10.0, 10.0], "deg"),
+            dec=([20.0, 20.9, 20.95, None], "deg"),
+            pmra=([1.0, 2.0, 3.0, 4.0], "mas/yr"),
+            pmdec=([1.0, 2.0, 3.0, 4.0], "mas/yr"),
+        )
+        merged = merge_ucd([(SERVICE, rows)], PM, [CAT], Cone(ra=10, dec=20, radius=1))
+        # (10.9, 20.9) is in the box but 1.2 deg away; a NULL position is not in the cone.
+        assert merged["pmra"].tolist() == [1.0, 3.0]
+        assert merged.meta["vosweep_ucd_outside_region"] == 2
+        without = merge_ucd([(SERVICE, rows)], PM[2:], [CAT], Cone(ra=10, dec=20, radius=1))
+        assert len(without) == 4  # no RA/Dec in the schema: nothing to cut on
+
     def test_units_converted_per_source_table_not_by_the_answer(self):
         # A UNION answer declares its first table's unit (mas/yr) for every row: the
         # registry's units for each source table are what count.

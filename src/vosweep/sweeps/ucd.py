@@ -18,6 +18,7 @@ Sans-I/O where it can be: `ucd_regtap_query`, `plan_ucd` and `finish_ucd` are pu
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -459,8 +460,14 @@ def _select(
     cast: bool,
     cone: Cone | None,
     top: int | None,
+    geometry: bool = True,
 ) -> str:
-    """One table's SELECT, its columns mapped by UCD onto the result schema."""
+    """One table's SELECT, its columns mapped by UCD onto the result schema.
+
+    The region is a ``CONTAINS`` where the service has geometry functions, else the
+    cone's bounding box in plain comparisons (the exact cut is then made on the merged
+    rows, see `merge_ucd`).
+    """
     items = []
     for wanted in columns:
         source = table.columns.get(wanted.name)
@@ -477,9 +484,44 @@ def _select(
                 f"table {table.table!r} has no main RA/Dec columns to filter the region on"
             )
         ra, dec = (identifier(column.name) for column in table.position)
-        circle = ", ".join(number_literal(v) for v in (cone.ra, cone.dec, cone.radius))
-        query += f" WHERE 1 = CONTAINS(POINT('ICRS', {ra}, {dec}), CIRCLE('ICRS', {circle}))"
+        if geometry:
+            circle = ", ".join(number_literal(v) for v in (cone.ra, cone.dec, cone.radius))
+            query += f" WHERE 1 = CONTAINS(POINT('ICRS', {ra}, {dec}), CIRCLE('ICRS', {circle}))"
+        else:
+            query += " WHERE " + " AND ".join(_box(ra, dec, cone))
     return query
+
+
+def box_bounds(cone: Cone) -> tuple[float, float, tuple[float, float] | None]:
+    """A box around *cone*: its Dec band, and its RA range (None: every RA).
+
+    The RA range runs from ``ra - w`` to ``ra + w`` (it may cross 0 or 360); ``w`` is the
+    widest RA offset on the cap, asin(sin r / cos dec), and there is none when the cap
+    holds a pole.
+    """
+    low, high = cone.dec - cone.radius, cone.dec + cone.radius
+    if low <= -90.0 or high >= 90.0:
+        return max(low, -90.0), min(high, 90.0), None
+    half = math.degrees(
+        math.asin(math.sin(math.radians(cone.radius)) / math.cos(math.radians(cone.dec)))
+    )
+    return low, high, (cone.ra - half, cone.ra + half)
+
+
+def _box(ra: str, dec: str, cone: Cone) -> list[str]:
+    """Plain comparisons selecting `box_bounds` (no geometry functions needed)."""
+    low, high, ras = box_bounds(cone)
+    found = [f"{dec} BETWEEN {number_literal(low)} AND {number_literal(high)}"]
+    if ras is None:
+        return found
+    start, end = ras
+    if start < 0.0:
+        found.append(f"({ra} >= {number_literal(start + 360.0)} OR {ra} <= {number_literal(end)})")
+    elif end >= 360.0:
+        found.append(f"({ra} >= {number_literal(start)} OR {ra} <= {number_literal(end - 360.0)})")
+    else:
+        found.append(f"{ra} BETWEEN {number_literal(start)} AND {number_literal(end)}")
+    return found
 
 
 def plan_ucd(
@@ -496,9 +538,9 @@ def plan_ucd(
     Tables of a service offering UNION go into ``UNION ALL`` queries (at most
     *union_limit* tables each, key ``union:<n>``); elsewhere each table is its own
     query (key: the table name). Columns are CAST to the schema's types only where
-    the service declares CAST. The region filter (``CONTAINS`` on the table's main
-    RA/Dec) is written where geometry functions are available; elsewhere it is left
-    out and the service's rows are not cut.
+    the service declares CAST. The region filter is ``CONTAINS`` on the table's main
+    RA/Dec where geometry functions are available, elsewhere the cone's bounding box
+    (`merge_ucd` then cuts to the cone, where the schema holds RA and Dec).
 
     Args:
         tables: What `find_ucd_tables` found.
@@ -527,20 +569,21 @@ def plan_ucd(
     for url, members in by_service.items():
         caps = _tap(capabilities.get(url, capabilities.get(url.rstrip("/"))))
         cast = caps is not None and caps.cast
-        filtered = cone if _offers_geometry(caps) else None
+        geometry = _offers_geometry(caps)
         service = members[0].service
         if _offers_union(caps) and len(members) > 1:
             # No TOP inside a UNION (SQL engines refuse a LIMIT there): MAXREC bounds it.
             for number, start in enumerate(range(0, len(members), union_limit)):
                 chunk = members[start : start + union_limit]
                 adql = " UNION ALL ".join(
-                    _select(t, columns, cast=cast, cone=filtered, top=None) for t in chunk
+                    _select(t, columns, cast=cast, cone=cone, top=None, geometry=geometry)
+                    for t in chunk
                 )
                 key = f"union:{number}"
                 targets.append(Targeted(service, TapQuery(adql, maxrec=maxrec), key=key))
         else:
             for table in members:
-                adql = _select(table, columns, cast=cast, cone=filtered, top=maxrec)
+                adql = _select(table, columns, cast=cast, cone=cone, top=maxrec, geometry=geometry)
                 targets.append(Targeted(service, TapQuery(adql, maxrec=maxrec), key=table.table))
     return targets
 
@@ -589,6 +632,7 @@ def merge_ucd(
     answers: Iterable[tuple[Service, Table]],
     columns: Sequence[ResultColumn],
     tables: Sequence[UcdTable],
+    region: Cone | None = None,
 ) -> Table:
     """The services' answers as one table in the result schema, units converted (pure).
 
@@ -597,6 +641,10 @@ def merge_ucd(
     a column without a unit is taken to be in the schema's unit already) to the
     schema's. A table whose unit cannot be converted loses its rows; why is in
     ``table.meta["vosweep_ucd_dropped"]`` (``"service table"`` -> reason) and logged.
+
+    With a *region* and a schema holding RA and Dec (UCDs ``pos.eq.ra``/``pos.eq.dec``),
+    rows outside the cone are dropped: what services without geometry functions sent
+    for its bounding box (``table.meta["vosweep_ucd_outside_region"]`` counts them).
     """
     columns = _checked_columns(columns)
     lookup = {(t.service.access_url.rstrip("/"), t.table): t for t in tables}
@@ -646,11 +694,44 @@ def merge_ucd(
             np.array(labels, dtype=str) if labels else np.array([], dtype="U1"),
             description="vosweep provenance: the service this row came from",
         )
+    if region is not None:
+        out = _within(out, columns, region)
     if dropped:
         out.meta["vosweep_ucd_dropped"] = dropped
         for where, why in dropped.items():
             _log.get_logger().warning("vosweep.ucd.rows_dropped", table=where, reason=why)
     return out
+
+
+def _within(table: Table, columns: Sequence[ResultColumn], cone: Cone) -> Table:
+    """*table* without the rows outside *cone* (when the schema has RA and Dec)."""
+    ra = next((c for c in columns if match_ucd(c.ucd, "pos.eq.ra")), None)
+    dec = next((c for c in columns if match_ucd(c.ucd, "pos.eq.dec")), None)
+    if ra is None or dec is None or not len(table):
+        return table
+    lon, lat = (_degrees_of(table[c.name], c) for c in (ra, dec))
+    sin_half = np.sqrt(
+        np.sin((lat - math.radians(cone.dec)) / 2) ** 2
+        + np.cos(lat)
+        * math.cos(math.radians(cone.dec))
+        * np.sin((lon - math.radians(cone.ra)) / 2) ** 2
+    )
+    distance = np.degrees(2 * np.arcsin(np.clip(sin_half, 0.0, 1.0)))
+    # NULL positions are not in the cone (ADQL's CONTAINS says NULL, which is not 1).
+    inside = np.ma.filled(distance <= cone.radius * (1 + 1e-9) + 1e-9, fill_value=False)
+    outside = int((~inside).sum())
+    if not outside:
+        return table
+    kept = table[inside]
+    kept.meta["vosweep_ucd_outside_region"] = outside
+    return kept
+
+
+def _degrees_of(column: Any, wanted: ResultColumn) -> np.ma.MaskedArray[Any, Any]:
+    """A position column in radians (its schema unit, degrees when it has none)."""
+    values = np.ma.MaskedArray(np.ma.getdata(column), mask=np.ma.getmaskarray(column)).astype(float)
+    unit = _unit(wanted.unit) if wanted.unit else u.deg
+    return values * unit.to(u.rad)  # type: ignore[no-any-return]
 
 
 def _column_values(
@@ -691,6 +772,7 @@ def finish_ucd(
     columns: Sequence[ResultColumn],
     tables: Sequence[UcdTable],
     parts: Iterable[Part],
+    region: Cone | tuple[float, float, float] | None = None,
 ) -> FanoutResult:
     """*result* with its table rebuilt from the fan-out's *parts* in the result schema.
 
@@ -704,7 +786,7 @@ def finish_ucd(
         if part.outcome.status.succeeded
         for table in part.tables
     ]
-    return result.derive(merge_ucd(answers, columns, tables))
+    return result.derive(merge_ucd(answers, columns, tables, _cone(region)))
 
 
 # -- the sweep -----------------------------------------------------------------------------
@@ -771,5 +853,5 @@ async def ucd_sweep(
             user_on_part(part)
 
     result = await engine.fanout(targets, None, on_part=on_part, **fanout_kwargs)
-    finish = functools.partial(finish_ucd, result, columns, tables, parts)
+    finish = functools.partial(finish_ucd, result, columns, tables, parts, cone)
     return await anyio.to_thread.run_sync(finish)

@@ -368,15 +368,17 @@ class Engine:
         """Registry resources whose declared coverage the query misses (see `coverage`)."""
         if not coverage:
             return {}
+        subquery = None
         if isinstance(targets, RegistryResource):
             ivoids = [targets.ivoid]
         elif isinstance(targets, RegistryResults):
             ivoids = [resource.ivoid for resource in targets]
+            subquery = targets.ivoid_subquery()
         else:
             return {}  # services given by hand: the user chose them
         if not coverage_checks(query):
             return {}
-        return await out_of_coverage(self.registry, ivoids, query)
+        return await out_of_coverage(self.registry, ivoids, query, subquery)
 
     def _prepare(
         self,

@@ -102,3 +102,26 @@ def test_coverage_checks_follow_the_query():
     assert [c.what for c in coverage_checks(vosweep.SpectrumQuery(band=(4e-7, 7e-7)))] == [
         "spectral"
     ]
+
+
+async def test_the_search_itself_names_the_resources_two_queries_per_check():
+    """However many resources were found, the pre-filter asks the registry twice per kind
+    of coverage, naming them by the search that found them."""
+    async with SimulatedVO(_fleet(), registry=RegistryProfile(n_resources=20)) as sim:
+        # The default cache keeps the registry's capabilities from the search.
+        registry = vosweep.RegistryConfig(endpoints=(sim.registry_url,))
+        async with vosweep.Engine(registry=registry, user_agent_purpose="test") as engine:
+            found = await engine.discover(servicetype="scs", keywords=["fleet"])
+            assert found.ivoid_subquery() is not None
+            before = engine.registry.round_trips
+            result = await engine.fanout(found, CONE)
+            trips = engine.registry.round_trips - before
+            cut = await engine.discover(servicetype="scs", keywords=["fleet"], maxrec=3)
+            assert cut.ivoid_subquery() is None  # a cut answer: named one by one
+            sliced = await engine.fanout(cut, CONE)
+    assert trips == 2
+    skipped = {o.service.name for o in result.outcomes if o.status is vosweep.Status.SKIPPED}
+    assert skipped == {"scs-00001", "scs-00003"}
+    assert {o.service.name for o in sliced.outcomes if o.status is vosweep.Status.SKIPPED} == (
+        skipped & {o.service.name for o in sliced.outcomes}
+    )

@@ -579,8 +579,11 @@ class _Binding:
         self._subquery = subquery
         self._ivoids = frozenset(ivoids)
 
-    def _subquery_for(self, resources: Sequence[RegistryResource]) -> str | None:
-        """The search itself, when asked about exactly the resources it found."""
+    def subquery_for(self, resources: Sequence[RegistryResource]) -> str | None:
+        """The search itself, as a subquery, when asked about exactly what it found.
+
+        None otherwise: the caller names the ivoids one by one.
+        """
         if self._subquery is None or len(resources) != len(self._ivoids):
             return None
         return self._subquery if {r.ivoid for r in resources} == self._ivoids else None
@@ -592,12 +595,12 @@ class _Binding:
             resources,
             table_limit=table_limit,
             endpoint=self._endpoint,
-            subquery=self._subquery_for(resources),
+            subquery=self.subquery_for(resources),
         )
 
     async def get_contacts(self, resources: Sequence[RegistryResource]) -> dict[str, list[Contact]]:
         return await self._client.get_contacts(
-            resources, endpoint=self._endpoint, subquery=self._subquery_for(resources)
+            resources, endpoint=self._endpoint, subquery=self.subquery_for(resources)
         )
 
 

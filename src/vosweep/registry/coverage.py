@@ -101,9 +101,16 @@ def _circle(query: object) -> tuple[float, float, float] | None:
 
 
 async def out_of_coverage(
-    registry: RegistryClient, ivoids: Sequence[str], query: object
+    registry: RegistryClient,
+    ivoids: Sequence[str],
+    query: object,
+    subquery: str | None = None,
 ) -> dict[str, str]:
     """The ivoids among *ivoids* whose declared coverage misses *query*, with the reason.
+
+    *subquery*, an ADQL subquery selecting exactly *ivoids* (the search that found them:
+    `RegistryResults.ivoid_subquery`), makes it two registry queries per coverage kind
+    whatever their number; without it they are named in batches of 500.
 
     Never raises: filtering is an optimisation, so what the registry lacks, refuses or
     cannot answer means "none excluded" for that coverage (and an event says why).
@@ -125,8 +132,14 @@ async def out_of_coverage(
             _log.get_logger().debug(_log.COVERAGE_UNCHECKED, coverage=check.what, error=str(exc))
             continue
         try:
-            declared = await _ivoids(registry, check.table, wanted, None)
-            meeting = await _ivoids(registry, check.table, sorted(declared), condition)
+            try:
+                declared = await _ivoids(registry, check.table, wanted, None, subquery)
+            except QueryRejected:
+                if subquery is None:
+                    raise
+                subquery = None  # another endpoint's dialect: name the ivoids instead
+                declared = await _ivoids(registry, check.table, wanted, None)
+            meeting = await _ivoids(registry, check.table, sorted(declared), condition, subquery)
         except (QueryRejected, RegistryUnavailable) as exc:
             _log.get_logger().warning(_log.COVERAGE_UNCHECKED, coverage=check.what, error=str(exc))
             continue
@@ -138,20 +151,32 @@ async def out_of_coverage(
 
 
 async def _ivoids(
-    registry: RegistryClient, table: str, ivoids: Sequence[str], condition: str | None
+    registry: RegistryClient,
+    table: str,
+    ivoids: Sequence[str],
+    condition: str | None,
+    subquery: str | None = None,
 ) -> set[str]:
     """Which of *ivoids* have a row in *table* (meeting *condition*, when given)."""
     from vosweep.registry._adql import string_literal  # noqa: PLC0415 - avoids a cycle
 
+    wanted = {ivoid.lower() for ivoid in ivoids}
+    selections = (
+        [subquery]
+        if subquery is not None
+        else [
+            ", ".join(string_literal(i) for i in ivoids[start : start + _BATCH])
+            for start in range(0, len(ivoids), _BATCH)
+        ]
+    )
     found: set[str] = set()
-    for start in range(0, len(ivoids), _BATCH):
-        batch = ", ".join(string_literal(i) for i in ivoids[start : start + _BATCH])
-        where = f"ivoid IN ({batch})"
+    for selection in selections:
+        where = f"ivoid IN ({selection})"
         if condition is not None:
             where += f" AND {condition}"
         answer = await registry.query(
             f"SELECT DISTINCT ivoid FROM {table} WHERE {where}",  # noqa: S608 - literals quoted
-            maxrec=_BATCH * 4,
+            maxrec=max(len(ivoids), 1) * 4,
         )
         found.update(str(row.get("ivoid") or "").lower() for row in answer.rows)
-    return found
+    return found & wanted

@@ -191,6 +191,8 @@ class _Link(Protocol):
         self, resources: Sequence[RegistryResource]
     ) -> dict[str, list[Contact]]: ...
 
+    def subquery_for(self, resources: Sequence[RegistryResource]) -> str | None: ...
+
 
 @dataclass(frozen=True, slots=True, eq=False)
 class RegistryResource:
@@ -533,6 +535,17 @@ class RegistryResults(Sequence[RegistryResource]):
     ) -> list[Service]:
         """The services `Engine.fanout` asks when given these results as targets."""
         return self.services(protocol)
+
+    def ivoid_subquery(self) -> str | None:
+        """The search as an ADQL subquery selecting exactly these resources' ivoids.
+
+        Follow-up queries about all the results can then name them in a few words
+        instead of thousands of literals; None when the answer was cut (``maxrec``) or
+        the results were not found by a search.
+        """
+        if self._link is None:
+            return None
+        return self._link.subquery_for(self._resources)
 
     def to_table(self) -> Table:
         """One row per resource, pyvo's columns (lists joined as RegTAP does: ``#``, ``;``)."""

@@ -956,8 +956,8 @@ async def _resume(args: argparse.Namespace) -> int:
                 on_part=bar,
                 keep_rows=not args.rows_on_disk,
             )
-            if finish is None:
-                return result
+            if finish is None or args.rows_on_disk:
+                return result  # rows on disk stay there: written as stored
             return await anyio.to_thread.run_sync(lambda: finish(result, dedupe=dedupe))
 
         return await _run_and_write(args, files, total, run)

@@ -193,6 +193,24 @@ async def test_checkpointed_sweep_records_its_kind_and_finishes_alike(sim, tmp_p
     assert sorted(finished.table["obs_publisher_did"]) == sorted(result.table["obs_publisher_did"])
 
 
+async def test_rows_on_disk_are_left_there_and_streamed_out(sim, tmp_path):
+    """keep_rows=False: the sweep does not read its rows back to normalise them; the
+    stored rows stream to Parquet, the same records as the in-memory sweep's."""
+    pq = pytest.importorskip("pyarrow.parquet")
+    services = [Service.tap(sim.service(i).url) for i in (0, 1)]
+    async with _engine(sim) as engine:
+        kept = await obscore(engine, QUERY, services=services)
+        on_disk = await obscore(
+            engine, QUERY, services=services, checkpoint=tmp_path / "c.sqlite", keep_rows=False
+        )
+    assert on_disk.duplicates_dropped == 0  # not finished: the rows were never loaded
+    on_disk.write(tmp_path / "rows.parquet")
+    written = pq.read_table(tmp_path / "rows.parquet")
+    dids = written.column("obs_publisher_did").to_pylist()
+    assert sorted(set(dids)) == sorted(set(kept.table["obs_publisher_did"].tolist()))
+    assert written.num_rows == on_disk.rows
+
+
 # -- EPN-TAP ---------------------------------------------------------------------------------
 
 

@@ -363,6 +363,8 @@ async def epntap(
     targets = plan_epntap(tables, query)
     kwargs = with_kind(fanout_kwargs, "epntap", dedupe=dedupe)
     result = await engine.fanout(targets, None, **kwargs)
+    if fanout_kwargs.get("keep_rows") is False:
+        return result  # rows on disk, as stored: `result.write` streams them
     return await anyio.to_thread.run_sync(lambda: finish_epntap(result, dedupe=dedupe))
 
 

@@ -378,17 +378,25 @@ async def obscore(
             ``checkpoint``).
 
     Returns:
-        The fan-out's result, its table normalised (and de-duplicated, counted).
+        The fan-out's result, its table normalised (and de-duplicated, counted); with
+        ``keep_rows=False`` (rows on disk), the result as stored, not normalised.
     """
     if services is None:
         services = await engine.discover(servicetype="tap", datamodel="obscore")
     excluded: dict[str, str] = {}
     if coverage and isinstance(services, (RegistryResults, RegistryResource)):
         resources = [services] if isinstance(services, RegistryResource) else list(services)
-        excluded = await out_of_coverage(engine.registry, [r.ivoid for r in resources], query)
+        subquery = services.ivoid_subquery() if isinstance(services, RegistryResults) else None
+        excluded = await out_of_coverage(
+            engine.registry, [r.ivoid for r in resources], query, subquery
+        )
     targets = plan_obscore(services, query, excluded=excluded)
     kwargs = with_kind(fanout_kwargs, "obscore", adql=query.to_adql(), dedupe=dedupe)
     result = await engine.fanout(targets, None, **kwargs)
+    if fanout_kwargs.get("keep_rows") is False:
+        # The rows stay on disk: reading them all back to normalise them would undo
+        # that. `result.write` streams them; `finish_obscore` works on what fits.
+        return result
     return await anyio.to_thread.run_sync(lambda: finish_obscore(result, dedupe=dedupe))
 
 

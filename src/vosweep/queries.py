@@ -116,26 +116,35 @@ def _center_degrees(center: Any) -> tuple[float, float]:
 # --- images, spectra, tables ------------------------------------------------------------
 
 
-def _metres(value: Any, what: str) -> float:
-    """A wavelength in metres from a number (metres) or any spectral `Quantity`.
+def spectral_value(value: Any, what: str, unit: Any, kind: str) -> float:
+    """A non-negative spectral value in *unit* (a plain number is taken to be in it).
 
-    Frequencies and energies are accepted too (``5 * u.GHz``), as pyvo's SIA2 ``band`` is.
+    Any spectral quantity converts (wavelength, frequency, energy, wavenumber); *kind*
+    names what *unit* measures, for the errors ("wavelength", "frequency").
     """
     if hasattr(value, "unit") and hasattr(value, "to_value"):
         try:
-            result = float(value.to_value(u.m, equivalencies=u.spectral()))
+            result = float(value.to_value(unit, equivalencies=u.spectral()))
         except (u.UnitsError, TypeError, ValueError) as exc:
-            raise UsageError(f"{what} must be a wavelength, frequency or energy: {exc}") from None
+            raise UsageError(f"{what} must be a spectral quantity ({kind} wanted): {exc}") from None
     else:
         try:
             result = float(value)
         except (TypeError, ValueError):
             raise UsageError(
-                f"{what} must be metres or a spectral quantity, got {value!r}"
+                f"{what} must be {unit} or a spectral quantity, got {value!r}"
             ) from None
     if math.isnan(result) or result < 0:
-        raise UsageError(f"{what} must be a non-negative wavelength, got {value!r}")
+        raise UsageError(f"{what} must be a non-negative {kind}, got {value!r}")
     return result
+
+
+def _metres(value: Any, what: str) -> float:
+    """A wavelength in metres from a number (metres) or any spectral `Quantity`.
+
+    Frequencies and energies are accepted too (``5 * u.GHz``), as pyvo's SIA2 ``band`` is.
+    """
+    return spectral_value(value, what, u.m, "wavelength")
 
 
 def _mjd(value: Any, what: str) -> float:

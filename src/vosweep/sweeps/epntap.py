@@ -24,7 +24,15 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from vosweep.adql import identifier, table_reference
 from vosweep.errors import QueryRejected, UsageError
-from vosweep.queries import TapMode, TapQuery, _interval, _mjd, _usage_errors, interval_ends
+from vosweep.queries import (
+    TapMode,
+    TapQuery,
+    _interval,
+    _mjd,
+    _usage_errors,
+    interval_ends,
+    spectral_value,
+)
 from vosweep.services import Protocol, Service
 from vosweep.sweeps._shared import (
     KeyGroup,
@@ -199,19 +207,7 @@ def _jd(value: Any, what: str) -> float:
 
 def _hertz(value: Any, what: str) -> float:
     """A frequency in Hz from a number (Hz) or any spectral quantity."""
-    if hasattr(value, "unit") and hasattr(value, "to_value"):
-        try:
-            result = float(value.to_value(u.Hz, equivalencies=u.spectral()))
-        except (u.UnitsError, TypeError, ValueError) as exc:
-            raise UsageError(f"{what} must be a frequency, wavelength or energy: {exc}") from None
-    else:
-        try:
-            result = float(value)
-        except (TypeError, ValueError):
-            raise UsageError(f"{what} must be Hz or a spectral quantity, got {value!r}") from None
-    if math.isnan(result) or result < 0:
-        raise UsageError(f"{what} must be a non-negative frequency, got {value!r}")
-    return result
+    return spectral_value(value, what, u.Hz, "frequency")
 
 
 def _frequencies(value: Any) -> tuple[float, float] | None:

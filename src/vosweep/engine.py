@@ -13,7 +13,6 @@ from collections.abc import (
     Callable,
     Generator,
     Iterable,
-    Iterator,
     Mapping,
     Sequence,
 )
@@ -51,7 +50,7 @@ from vosweep.protocols.vosi import (
 from vosweep.queries import DatalinkQuery, query_protocols
 from vosweep.registry.client import RegistryClient
 from vosweep.registry.constraints import Constraint, SearchSpec
-from vosweep.registry.coverage import coverage_checks, out_of_coverage
+from vosweep.registry.coverage import excluded_resources
 from vosweep.registry.results import RegistryResource, RegistryResults
 from vosweep.result import Collector, FanoutResult
 from vosweep.scheduling.breaker import BreakerSnapshot
@@ -366,19 +365,7 @@ class Engine:
         self, targets: Iterable[object], query: object, coverage: bool
     ) -> dict[str, str]:
         """Registry resources whose declared coverage the query misses (see `coverage`)."""
-        if not coverage:
-            return {}
-        subquery = None
-        if isinstance(targets, RegistryResource):
-            ivoids = [targets.ivoid]
-        elif isinstance(targets, RegistryResults):
-            ivoids = [resource.ivoid for resource in targets]
-            subquery = targets.ivoid_subquery()
-        else:
-            return {}  # services given by hand: the user chose them
-        if not coverage_checks(query):
-            return {}
-        return await out_of_coverage(self.registry, ivoids, query, subquery)
+        return await excluded_resources(self.registry, targets, query) if coverage else {}
 
     def _prepare(
         self,
@@ -388,40 +375,58 @@ class Engine:
         deadline: float | None,
         excluded: Mapping[str, str] | None = None,
     ) -> tuple[Plan, ErrorPolicy, float | None]:
-        if isinstance(targets, (str, bytes)):
-            raise UsageError("targets must be a collection of services, not a single string")
-        if isinstance(targets, RegistryResource | Service) or is_single_target(targets):
-            targets = [targets]  # one resource or service: a fan-out of its interfaces
-        if not isinstance(targets, Iterable):
-            raise UsageError(f"targets must be iterable, got {type(targets).__name__}")
-        default = getattr(query, "default_protocol", None)
-        fits = query_protocols(query)
+        checked = self._checked_targets(targets, query)
+        policy, deadline = self._options(errors, deadline)
+        return Plan(checked, query, excluded), policy, deadline
+
+    def _checked_targets(
+        self, targets: Iterable[object], query: object
+    ) -> Iterable[Service | str | Targeted | Skipped]:
+        """The services *targets* stand for, for the plan.
+
+        A collection is checked now; anything else (a generator of 100,000 services) is
+        read lazily as the plan asks for more.
+        """
+        targets = _as_collection(targets)
         if isinstance(targets, Sequence | set | frozenset | dict):
-            # Check every target now, before any I/O: bad input is the caller's to fix.
-            checked: list[Service | Targeted | Skipped] = []
-            for i, target in enumerate(expand_targets(targets, fits, query)):
-                try:
-                    if isinstance(target, Targeted | Skipped):
-                        checked.append(target)
-                    else:
-                        split_target(target, query, default)
-                        checked.append(coerce_service(target, default))
-                except UsageError as exc:
-                    raise UsageError(f"target #{i}: {exc}") from None
-            if not checked and isinstance(targets, RegistryResults) and targets:
-                kind = "/".join(sorted(p.value for p in fits)) if fits else "queryable"
-                raise UsageError(
-                    f"none of the {len(targets)} registry resources offers a {kind} interface"
-                )
-            targets = checked
-        else:
-            targets = expand_targets(targets, fits, query)
+            return self._target_list(targets, query)
+        return expand_targets(targets, query_protocols(query), query)
+
+    def _target_list(
+        self, targets: Iterable[object], query: object
+    ) -> list[Service | Targeted | Skipped]:
+        """Every service *targets* stand for, checked now.
+
+        Bad input is the caller's to fix, before any I/O.
+        """
+        targets = _as_collection(targets)
+        fits = query_protocols(query)
+        default = getattr(query, "default_protocol", None)
+        checked: list[Service | Targeted | Skipped] = []
+        for i, target in enumerate(expand_targets(targets, fits, query)):
+            try:
+                if isinstance(target, Targeted | Skipped):
+                    checked.append(target)
+                else:
+                    checked.append(split_target(target, query, default)[0])
+            except UsageError as exc:
+                raise UsageError(f"target #{i}: {exc}") from None
+        if not checked and isinstance(targets, RegistryResults) and targets:
+            kind = "/".join(sorted(p.value for p in fits)) if fits else "queryable"
+            raise UsageError(
+                f"none of the {len(targets)} registry resources offers a {kind} interface"
+            )
+        return checked
+
+    def _options(
+        self, errors: str | ErrorPolicy | None, deadline: float | None
+    ) -> tuple[ErrorPolicy, float | None]:
         policy = ErrorPolicy.parse(errors) if errors is not None else self.config.errors
         if deadline is None:
             deadline = self.config.deadline
         elif deadline <= 0:
             raise UsageError(f"deadline must be positive seconds, got {deadline}")
-        return Plan(targets, query, excluded), policy, deadline
+        return policy, deadline
 
     async def fanout(
         self,
@@ -476,10 +481,10 @@ class Engine:
         targets = await self._resolve(targets)
         excluded = await self._excluded(targets, query, coverage)
         if checkpoint is not None:
-            if isinstance(targets, Iterator):
-                targets = list(targets)  # read twice: checked, then described
-            _, policy, deadline = self._prepare(targets, query, errors, deadline, excluded)
-            spec = SweepSpec(_materialise(targets, query), query, dict(excluded))
+            # Stored with the sweep, so read whole and checked now, generators included.
+            checked = self._target_list(targets, query)
+            policy, deadline = self._options(errors, deadline)
+            spec = SweepSpec(checked, query, dict(excluded))
             store = await anyio.to_thread.run_sync(
                 Checkpoint.open, checkpoint, spec, checkpoint_info
             )
@@ -511,10 +516,7 @@ class Engine:
         """
         self._opened_runner()
         store = await anyio.to_thread.run_sync(Checkpoint.open, path)
-        spec = store.spec
-        _, policy, deadline = self._prepare(
-            spec.targets, spec.query, errors, deadline, spec.excluded
-        )
+        policy, deadline = self._options(errors, deadline)  # the targets were checked
         return await self._checkpointed(
             store, policy, deadline, on_part, keep_rows=keep_rows, retry_failed=retry_failed
         )
@@ -674,17 +676,19 @@ class Engine:
             self.last_result = parts.result()
 
 
-def _materialise(targets: Iterable[object], query: object) -> list[Service | Targeted | Skipped]:
-    """The targets as services (checked already by `Engine._prepare`), to be stored."""
+def _as_collection(targets: object) -> Iterable[object]:
+    """*targets* as something to iterate: one resource or service stands for its interfaces.
+
+    Raises:
+        UsageError: A string (one URL is not a collection of them), or no iterable.
+    """
+    if isinstance(targets, (str, bytes)):
+        raise UsageError("targets must be a collection of services, not a single string")
     if isinstance(targets, RegistryResource | Service) or is_single_target(targets):
-        targets = [targets]
-    default = getattr(query, "default_protocol", None)
-    return [
-        target
-        if isinstance(target, Targeted | Skipped)
-        else split_target(target, query, default)[0]
-        for target in expand_targets(targets, query_protocols(query), query)
-    ]
+        return [targets]
+    if not isinstance(targets, Iterable):
+        raise UsageError(f"targets must be iterable, got {type(targets).__name__}")
+    return targets
 
 
 def _duplicate(index: int, target: Service | Targeted | Skipped) -> Part:

@@ -25,11 +25,12 @@ from vosweep.errors import (
     UsageError,
 )
 from vosweep.registry.constraints import Constraint, Spatial, Spectral, Temporal
+from vosweep.registry.results import RegistryResource, RegistryResults
 
 if TYPE_CHECKING:
     from vosweep.registry.client import RegistryClient
 
-__all__ = ["CoverageCheck", "coverage_checks", "out_of_coverage"]
+__all__ = ["CoverageCheck", "coverage_checks", "excluded_resources", "out_of_coverage"]
 
 #: MOC order of the query's region: order 6 cells are about a degree wide, RegTAP's
 #: recommended resolution of coverage; a coarser cell only errs on the side of asking.
@@ -98,6 +99,24 @@ def _circle(query: object) -> tuple[float, float, float] | None:
         # A width x height box lies within the circle through its corners.
         return float(ra), float(dec), max(size) / 2 * math.sqrt(2)
     return float(ra), float(dec), 0.0
+
+
+async def excluded_resources(
+    registry: RegistryClient, targets: object, query: object
+) -> dict[str, str]:
+    """`out_of_coverage` for fan-out targets: registry results or one registry resource.
+
+    Services given by hand (anything else) are the user's choice: none is excluded.
+    """
+    if isinstance(targets, RegistryResource):
+        ivoids, subquery = [targets.ivoid], None
+    elif isinstance(targets, RegistryResults):
+        ivoids, subquery = [r.ivoid for r in targets], targets.ivoid_subquery()
+    else:
+        return {}
+    if not coverage_checks(query):
+        return {}
+    return await out_of_coverage(registry, ivoids, query, subquery)
 
 
 async def out_of_coverage(

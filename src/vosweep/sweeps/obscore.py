@@ -33,7 +33,7 @@ from vosweep.queries import (
     _mjd,
     _usage_errors,
 )
-from vosweep.registry.coverage import out_of_coverage
+from vosweep.registry.coverage import excluded_resources
 from vosweep.registry.results import RegistryResource, RegistryResults
 from vosweep.services import Protocol, Service, coerce_service
 from vosweep.sweeps._shared import (
@@ -383,13 +383,7 @@ async def obscore(
     """
     if services is None:
         services = await engine.discover(servicetype="tap", datamodel="obscore")
-    excluded: dict[str, str] = {}
-    if coverage and isinstance(services, (RegistryResults, RegistryResource)):
-        resources = [services] if isinstance(services, RegistryResource) else list(services)
-        subquery = services.ivoid_subquery() if isinstance(services, RegistryResults) else None
-        excluded = await out_of_coverage(
-            engine.registry, [r.ivoid for r in resources], query, subquery
-        )
+    excluded = await excluded_resources(engine.registry, services, query) if coverage else {}
     targets = plan_obscore(services, query, excluded=excluded)
     kwargs = with_kind(fanout_kwargs, "obscore", adql=query.to_adql(), dedupe=dedupe)
     result = await engine.fanout(targets, None, **kwargs)

@@ -55,7 +55,7 @@ from vosweep.registry.results import RegistryResource, RegistryResults
 from vosweep.result import Collector, FanoutResult
 from vosweep.scheduling.breaker import BreakerSnapshot
 from vosweep.scheduling.limits import HostLimitsStatistics
-from vosweep.scheduling.plan import Plan, split_target
+from vosweep.scheduling.plan import DUPLICATE, Plan, split_target
 from vosweep.scheduling.runner import RunEnd, Runner
 from vosweep.services import Protocol, Service, coerce_service
 from vosweep.targets import Skipped, Targeted, expand_targets, is_single_target
@@ -542,13 +542,14 @@ class Engine:
             collector.restore(index, done[index], tables.get(index, []))
         # What the plan would skip as duplicates of finished targets, it cannot see: the
         # finished ones are not planned again. Skip those here, as the plan would.
-        asked = {job_key(spec.targets[i]) for i in done}
+        first_done: dict[str, int] = {}
+        for index in sorted(done):
+            first_done.setdefault(job_key(spec.targets[index]), index)
         indices: list[int] = []
         for index, target in enumerate(spec.targets):
             if index in done:
                 continue
-            key = job_key(target)
-            if key in asked and any(job_key(spec.targets[i]) == key for i in done if i < index):
+            if first_done.get(job_key(target), index) < index:
                 collector.record(_duplicate(index, target))
                 continue
             indices.append(index)
@@ -695,9 +696,7 @@ def _duplicate(index: int, target: Service | Targeted | Skipped) -> Part:
     service = target.service if isinstance(target, Targeted | Skipped) else target
     return Part(
         index,
-        ServiceOutcome(
-            service=service, status=Status.SKIPPED, message="duplicate of an earlier target"
-        ),
+        ServiceOutcome(service=service, status=Status.SKIPPED, message=DUPLICATE),
     )
 
 

@@ -12,7 +12,10 @@ from vosweep.queries import PerProtocol
 from vosweep.services import Protocol, Service, coerce_service
 from vosweep.targets import Skipped, Targeted
 
-__all__ = ["Job", "Plan"]
+__all__ = ["DUPLICATE", "Job", "Plan"]
+
+#: Why a target whose job an earlier target already has is not asked again.
+DUPLICATE = "duplicate of an earlier target"
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,7 +118,7 @@ class Plan:
         service, query, extra = split_target(target, self._query, self._default)
         key = (service.protocol.value, service.access_url, extra)
         if key in self._seen:
-            return Job(index, service, skip_reason="duplicate of an earlier target")
+            return Job(index, service, skip_reason=DUPLICATE)
         self._seen.add(key)
         if service.ivoid and (reason := self._excluded.get(service.ivoid.lower())):
             return Job(index, service, skip_reason=reason)

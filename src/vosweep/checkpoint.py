@@ -102,19 +102,20 @@ CREATE TABLE IF NOT EXISTS part (
 
 _TABLES = frozenset({"sweep", "outcome", "part"})
 
-#: Output formats `write_table` knows, by file extension.
-_EXTENSIONS = {
-    ".parquet": "parquet",
-    ".pq": "parquet",
-    ".xml": "votable",
+#: Output formats `write_table` knows, by file extension (the CLI's ``--output`` too).
+OUTPUT_EXTENSIONS = {
     ".vot": "votable",
     ".votable": "votable",
-    ".ecsv": "ecsv",
-    ".csv": "csv",
+    ".xml": "votable",
     ".fits": "fits",
     ".fit": "fits",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".ecsv": "ecsv",
+    ".csv": "csv",
 }
-_FORMATS = frozenset(_EXTENSIONS.values())
+#: The output formats, in the order help texts list them.
+OUTPUT_FORMATS = tuple(dict.fromkeys(OUTPUT_EXTENSIONS.values()))
 
 
 def job_key(target: Service | Targeted | Skipped) -> str:
@@ -601,17 +602,17 @@ def output_format(path: str | os.PathLike[str], format: str | None) -> str:  # n
     """
     if format is not None:
         kind = format.lower()
-        if kind not in _FORMATS:
-            known = ", ".join(sorted(_FORMATS))
+        if kind not in OUTPUT_FORMATS:
+            known = ", ".join(sorted(OUTPUT_FORMATS))
             raise UsageError(f"unknown output format {format!r}: use one of {known}")
         return kind
     suffix = Path(path).suffix.lower()
-    if suffix not in _EXTENSIONS:
+    if suffix not in OUTPUT_EXTENSIONS:
         raise UsageError(
             f"cannot tell the output format from {str(path)!r}: give format= "
-            f"({', '.join(sorted(_FORMATS))})"
+            f"({', '.join(sorted(OUTPUT_FORMATS))})"
         )
-    return _EXTENSIONS[suffix]
+    return OUTPUT_EXTENSIONS[suffix]
 
 
 def write_table(table: Table, path: str | os.PathLike[str], kind: str) -> None:

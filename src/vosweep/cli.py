@@ -47,7 +47,7 @@ from pydantic import ValidationError
 
 from vosweep import _log
 from vosweep._memory import limit_malloc_arenas
-from vosweep.checkpoint import write_table
+from vosweep.checkpoint import OUTPUT_EXTENSIONS, OUTPUT_FORMATS, write_table
 from vosweep.config import EngineConfig, Limits, RegistryConfig, Timeouts
 from vosweep.engine import Engine
 from vosweep.errors import FanoutAborted, UsageError, VosweepError
@@ -62,21 +62,6 @@ EXIT_USAGE = 2
 EXIT_PARTIAL = 3
 EXIT_NOTHING = 4
 EXIT_INTERRUPTED = 130
-
-#: ``--format`` names (what `FanoutResult.write` takes).
-FORMATS = ("votable", "fits", "parquet", "ecsv", "csv")
-#: File name endings and the ``--format`` they imply.
-EXTENSIONS = {
-    ".vot": "votable",
-    ".votable": "votable",
-    ".xml": "votable",
-    ".fits": "fits",
-    ".fit": "fits",
-    ".parquet": "parquet",
-    ".pq": "parquet",
-    ".ecsv": "ecsv",
-    ".csv": "csv",
-}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -222,7 +207,9 @@ def _position(parser: argparse.ArgumentParser) -> None:
 def _output(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("output")
     group.add_argument("--output", "-o", type=Path, help="write the table here")
-    group.add_argument("--format", help=f"{', '.join(FORMATS)} (default: from the file name)")
+    group.add_argument(
+        "--format", help=f"{', '.join(OUTPUT_FORMATS)} (default: from the file name)"
+    )
 
 
 def _logging(parser: argparse.ArgumentParser) -> None:
@@ -358,14 +345,14 @@ def _format(path: Path, given: str | None, option: str) -> str:
     name = given
     if name is None:
         suffix = path.suffix.lower()
-        name = EXTENSIONS.get(suffix)
+        name = OUTPUT_EXTENSIONS.get(suffix)
         if name is None:
             raise UsageError(
                 f"{option} {path}: unknown file type {suffix or '(none)'!r}; use one of"
-                f" {', '.join(EXTENSIONS)} or --format"
+                f" {', '.join(OUTPUT_EXTENSIONS)} or --format"
             )
-    elif name not in FORMATS:
-        raise UsageError(f"--format {name!r} is not one of {', '.join(FORMATS)}")
+    elif name not in OUTPUT_FORMATS:
+        raise UsageError(f"--format {name!r} is not one of {', '.join(OUTPUT_FORMATS)}")
     if name == "parquet" and find_spec("pyarrow") is None:
         raise UsageError(f"{option} {path}: Parquet needs pyarrow (pip install 'vosweep[parquet]')")
     return name

@@ -10,21 +10,25 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+from astropy import units as u
 from astropy.table import Table
+
+from vosweep.sweeps.obscore import OBSCORE_COLUMNS
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
 SUMMARY = re.compile(r"^vosweep fan-out: (\d+) services, (\d+) rows in .* \((.*)\)$", re.MULTILINE)
 
 
-def run_example(name: str, *args: str) -> subprocess.CompletedProcess[str]:
+def run_example(name: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     completed = subprocess.run(  # noqa: S603 -- our interpreter and our own example
         [sys.executable, str(EXAMPLES / name), *args],
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=timeout,
         check=False,
     )
     assert completed.returncode == 0, f"exit {completed.returncode}\n{completed.stderr}"
@@ -141,3 +145,98 @@ def test_long_obscore_sweep_is_cut_then_resumed_without_loss(tmp_path):
     ok = re.findall(r"^  ok\s+(\d+)\s+\d+$", completed.stdout, re.MULTILINE)
     assert int(ok[-1]) == 12  # every simulated archive answered in the end
     assert checkpoint.is_file()
+
+
+OK = re.compile(r"^  ok\s+(\d+)\s+(\d+)$", re.MULTILINE)
+
+
+def test_obscore_example_writes_one_obscore_table(tmp_path):
+    pytest.importorskip("sqlglot", reason="the simulated registry needs the 'sim' extra")
+    output = tmp_path / "obscore.ecsv"
+    stdout = run_example(
+        "obscore_sweep.py", "--services", "5", "--output", str(output), timeout=120
+    ).stdout
+    [(_, rows, state)] = SUMMARY.findall(stdout)
+    assert state == "complete"
+    [(ok_services, _)] = OK.findall(stdout)
+    assert int(ok_services) == 4  # services 0, 1, 3, 4 hold ObsCore; 2 does not
+    table = Table.read(output)
+    assert len(table) == int(rows) > 0
+    standard = [c.name for c in OBSCORE_COLUMNS]
+    assert table.colnames[: len(standard)] == standard
+    assert set(table["dataproduct_type"]) <= {"image", "spectrum"}
+    assert all(table["em_min"] <= 7e-7)
+    assert all(table["em_max"] >= 4e-7)
+
+
+def test_epntap_example_finds_tables_by_both_utypes_and_filters():
+    pytest.importorskip("sqlglot", reason="the simulated registry needs the 'sim' extra")
+    stdout = run_example(
+        "epntap_sweep.py", "--services", "3", "--target", "Jupiter", timeout=120
+    ).stdout
+    found = re.search(r"found (\d+) EPN-TAP tables \((\d+) with the legacy utype\)", stdout)
+    assert found is not None, stdout
+    assert int(found[1]) > int(found[2]) >= 1
+    [(services, rows, state)] = SUMMARY.findall(stdout)
+    assert (int(services), state) == (int(found[1]), "complete")
+    [(ok_services, _)] = OK.findall(stdout)
+    assert int(ok_services) == 3
+    assert f"{rows} granules of Jupiter" in stdout
+    assert int(rows) > 0
+
+
+def test_proper_motions_example_writes_one_schema(tmp_path):
+    pytest.importorskip("sqlglot", reason="the simulated registry needs the 'sim' extra")
+    out = tmp_path / "pm.vot"
+    completed = run_example(
+        "proper_motions.py",
+        *("--ra", "40", "--dec", "-10", "--radius", "25", "--out", str(out)),
+        timeout=120,
+    )
+    [(services, rows, state)] = [
+        (int(n), int(r), s) for n, r, s in SUMMARY.findall(completed.stdout)
+    ]
+    assert state == "complete"
+    assert services >= 3  # the fleet's three services with proper motions, and more
+    assert rows > 0
+    table = Table.read(out, format="votable")
+    assert len(table) == rows
+    assert table.colnames == [
+        "ra",
+        "dec",
+        "pmra",
+        "pmdec",
+        "source_table",
+        "service_name",
+        "service_ivoid",
+        "service_url",
+    ]
+    assert table["pmra"].unit == u.mas / u.yr
+    assert table["ra"].unit == u.deg
+    sources = set(table["source_table"].tolist())
+    assert sources == {"cat.sources", "J/A+A/600/A12/table2"}
+    assert "rows from J/A+A/600/A12/table2" in completed.stdout
+    # Every row lies in the region asked for (the services filtered with CONTAINS).
+    ra, dec = (
+        np.radians(np.asarray(table["ra"], float)),
+        np.radians(np.asarray(table["dec"], float)),
+    )
+    ra0, dec0 = np.radians(40.0), np.radians(-10.0)
+    cos = np.sin(dec) * np.sin(dec0) + np.cos(dec) * np.cos(dec0) * np.cos(ra - ra0)
+    assert np.all(np.degrees(np.arccos(np.clip(cos, -1, 1))) <= 25.0 + 1e-9)
+    # The VizieR-like table's arcsec/yr became mas/yr: its spread is now in the tens.
+    viz = table[table["source_table"] == "J/A+A/600/A12/table2"]
+    assert np.nanstd(np.asarray(viz["pmra"], float)) > 5
+
+
+def test_proper_motions_example_refuses_a_bad_region():
+    completed = subprocess.run(  # noqa: S603 -- our interpreter and our own example
+        [sys.executable, str(EXAMPLES / "proper_motions.py"), "--dec", "100"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert completed.returncode != 0
+    assert "dec must be within [-90, 90]" in completed.stderr

@@ -11,6 +11,8 @@ vectorised TABLEDATA paths cannot take.
 
 from __future__ import annotations
 
+import copy
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -219,7 +221,26 @@ def column_meta(
     """(unit, description, meta, format) of the astropy column for *field*.
 
     Only a scalar float field has astropy's ``FloatingPoint`` converter, hence a
-    format: arrays of floats get none.
+    format: arrays of floats get none. The meta dict is the caller's own.
+    """
+    unit, description, meta, fmt = _column_meta(field, version)
+    return unit, description, _own(meta), fmt
+
+
+def _own(meta: dict[str, Any]) -> dict[str, Any]:
+    """A copy of a cached meta dict that its new owner may change freely."""
+    if "values" in meta or "links" in meta:
+        return copy.deepcopy(meta)
+    return dict(meta)
+
+
+@lru_cache(maxsize=8192)
+def _column_meta(
+    field: FieldMeta, version: str
+) -> tuple[Any, str | None, dict[str, Any], str | None]:
+    """`column_meta`, cached: a sweep meets the same FIELDs (immutable) again and again.
+
+    The dict returned is shared by every caller: `column_meta` hands out copies.
     """
     meta: dict[str, Any] = {}
     for key in ("ucd", "width", "precision", "utype", "xtype"):
@@ -247,5 +268,5 @@ def build_column(
     field: FieldMeta, data: np.ndarray[Any, Any], mask: np.ndarray[Any, Any], version: str
 ) -> ColumnData:
     """A decoded column with astropy's metadata for *field* (one place for both decoders)."""
-    unit, description, meta, fmt = column_meta(field, version)
-    return ColumnData(field.name, data, mask, unit, description, meta, fmt)
+    unit, description, meta, fmt = _column_meta(field, version)
+    return ColumnData(field.name, data, mask, unit, description, _own(meta), fmt)

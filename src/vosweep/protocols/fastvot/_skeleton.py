@@ -599,15 +599,15 @@ class _Walker:
         if description is None and values is None and not links:
             return base  # immutable: shared by every document with this FIELD
         values = values or _Values()
-        return replace(
+        return _detailed(
             base,
-            description=description,
-            null=values.null,
-            values_id=values.values_id,
-            minimum=values.minimum,
-            maximum=values.maximum,
-            options=tuple(values.options),
-            links=tuple(links),
+            description,
+            values.null,
+            values.values_id,
+            values.minimum,
+            values.maximum,
+            tuple(values.options),
+            tuple(links),
         )
 
     def _values(self, attributes: dict[str, str], base: FieldMeta, *, column: bool) -> _Values:
@@ -783,6 +783,44 @@ def _field_base(items: tuple[tuple[str, str], ...], element: str, version: str) 
     )
     _check_converter(base)
     return base
+
+
+@lru_cache(maxsize=4096)
+def _detailed(
+    base: FieldMeta,
+    description: str | None,
+    null: str | None,
+    values_id: str | None,
+    minimum: tuple[str, str] | None,
+    maximum: tuple[str, str] | None,
+    options: tuple[tuple[str | None, str], ...],
+    links: tuple[tuple[tuple[str, str], ...], ...],
+) -> FieldMeta:
+    """*base* with its DESCRIPTION, VALUES and LINKs (cached like `_field_base`).
+
+    Built field by field: `dataclasses.replace` introspects the class on every call and
+    cost more than the rest of a FIELD's reading (Gaia describes all its columns).
+    """
+    return FieldMeta(
+        base.name,
+        base.ID,
+        base.datatype,
+        base.arraysize,
+        base.unit,
+        base.ucd,
+        base.utype,
+        base.xtype,
+        base.width,
+        base.precision,
+        base.ref,
+        description,
+        null,
+        values_id,
+        minimum,
+        maximum,
+        options,
+        links,
+    )
 
 
 def _check_limit(current: FieldMeta, text: str, *, column: bool, v13: bool) -> None:

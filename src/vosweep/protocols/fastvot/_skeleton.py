@@ -298,6 +298,8 @@ def _cut_payloads(data: bytes) -> tuple[bytes, list[Payload]] | None:
 
 #: (start, local tag, attributes or text, payload index or -1)
 Event = tuple[bool, str, Any, int]
+#: The elements whose text is read (the others' end events carry an empty string).
+_TEXT_TAGS = frozenset({"DESCRIPTION", "INFO"})
 
 
 def _events(skeleton: bytes, payloads: list[Payload]) -> list[Event]:
@@ -310,11 +312,15 @@ def _events(skeleton: bytes, payloads: list[Payload]) -> list[Event]:
     events: list[Event] = []
     add = events.append
     text: list[str] = []
-    collecting = False
+    keep = text.append
     seen = 0
+    parser = expat.ParserCreate()
 
+    # Text is collected by ``list.append`` itself (no Python frame per chunk), switched
+    # on at each start tag and off at each end tag: pyexpat flushes its text buffer to
+    # the old handler before a switch, so every chunk lands where astropy's would.
     def start(name: str, attributes: dict[str, str]) -> None:
-        nonlocal collecting, seen
+        nonlocal seen
         tag = name.partition(":")[2] if ":" in name else name  # astropy cuts at the first
         index = -1
         if tag in PAYLOAD_KINDS:
@@ -324,24 +330,21 @@ def _events(skeleton: bytes, payloads: list[Payload]) -> list[Event]:
             seen += 1
         add((True, tag, attributes, index))
         text.clear()
-        collecting = True
+        parser.CharacterDataHandler = keep
 
     def end(name: str) -> None:
-        nonlocal collecting
-        stripped = "".join(text).strip(XML_SPACE)
-        text[:] = (stripped,)
-        add((False, name.partition(":")[2] if ":" in name else name, stripped, -1))
-        collecting = False
+        parser.CharacterDataHandler = None
+        tag = name.partition(":")[2] if ":" in name else name
+        if tag in _TEXT_TAGS:
+            # An end tag leaves the buffer as it is: the enclosing element's end reads
+            # the same text again, as in astropy.
+            add((False, tag, "".join(text).strip(XML_SPACE), -1))
+        else:
+            add((False, tag, "", -1))
 
-    def characters(chunk: str) -> None:
-        if collecting:
-            text.append(chunk)
-
-    parser = expat.ParserCreate()
     parser.buffer_text = True
     parser.StartElementHandler = start
     parser.EndElementHandler = end
-    parser.CharacterDataHandler = characters
     parser.Parse(skeleton, True)  # noqa: FBT003 - pyexpat takes no keyword here
     if seen != len(payloads):
         _unsupported()

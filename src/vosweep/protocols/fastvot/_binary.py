@@ -147,6 +147,8 @@ class _Plan:
         flag_bytes: BINARY2 null-flag bytes leading each row (0 for BINARY).
         places: Per FIELD, the segment holding it (fixed size) or its position in
             *variables* (variable length).
+        groups: Indices of the scalar numeric FIELDs that are decoded together, two or
+            more of the same dtype and null per group.
     """
 
     specs: tuple[_Spec, ...]
@@ -154,6 +156,7 @@ class _Plan:
     variables: tuple[int, ...]
     flag_bytes: int
     places: tuple[int, ...]
+    groups: tuple[tuple[int, ...], ...] = ()
 
 
 @dataclass(slots=True)
@@ -248,7 +251,14 @@ def _plan(fields: tuple[tuple[str, str | None, str | None], ...], binary2: bool)
             places.append(len(segments))
             current.append((f"f{index}", *spec.stream_dtype))
     segments.append(np.dtype(current))
-    return _Plan(tuple(specs), tuple(segments), tuple(variables), flag_bytes, tuple(places))
+    alike: dict[tuple[np.dtype[Any], Any], list[int]] = {}
+    for index, spec in enumerate(specs):
+        if spec.kind == "number" and not spec.shape:
+            alike.setdefault((spec.dtype, spec.null), []).append(index)
+    groups = tuple(tuple(indices) for indices in alike.values() if len(indices) > 1)
+    return _Plan(
+        tuple(specs), tuple(segments), tuple(variables), flag_bytes, tuple(places), groups
+    )
 
 
 def _spec(datatype: str, arraysize: str | None, null_text: str | None) -> _Spec | None:
@@ -478,19 +488,50 @@ def _columns(
     if plan.flag_bytes:
         packed = rows.records[0]["flags"]
         flags = np.unpackbits(packed, axis=1, count=len(fields)).view(bool)
+    decoded: dict[int, tuple[Array, Array]] = {}
+    for indices in plan.groups:
+        decoded.update(_number_group(plan, rows, indices, flags))
     strings = _StringSource(buffer)
     columns = []
     for index, (field, spec, place) in enumerate(zip(fields, plan.specs, plan.places, strict=True)):
-        if spec.variable:
-            decoded = strings.column(spec, rows.starts[place], rows.lengths[place])
+        if index in decoded:
+            column = decoded[index]
+        elif spec.variable:
+            column = strings.column(spec, rows.starts[place], rows.lengths[place])
         else:
             raw = rows.records[place][f"f{index}"]
             flag = None if flags is None else flags[:, index]
-            decoded = _fixed_column(spec, raw, flag)
-        if decoded is None:
+            column = _fixed_column(spec, raw, flag)
+        if column is None:
             return None
-        columns.append(build_column(field, *decoded, version))
+        columns.append(build_column(field, *column, version))
     return columns
+
+
+def _number_group(
+    plan: _Plan, rows: _Rows, indices: tuple[int, ...], flags: Array | None
+) -> dict[int, tuple[Array, Array]]:
+    """(data, mask) of scalar numeric fields alike, converted as one (fields x rows) block.
+
+    The same operations as `_fixed_column` on each, in a few numpy calls instead of a
+    few per column: a small answer is short and wide, and each call costs a microsecond.
+    """
+    spec = plan.specs[indices[0]]
+    block = np.array(
+        [rows.records[plan.places[i]][f"f{i}"] for i in indices], dtype=spec.dtype
+    ).reshape(len(indices), rows.count)
+    null: Array | None
+    if spec.null is not None:
+        null = block == spec.null
+    elif spec.dtype.kind == "f":
+        null = np.isnan(block)
+    else:
+        null = None
+    if flags is not None:
+        flagged = flags[:, list(indices)].T
+        null = flagged if null is None else null | flagged
+    mask = np.zeros(block.shape, dtype=bool) if null is None else np.ascontiguousarray(null)
+    return {index: (block[i], mask[i]) for i, index in enumerate(indices)}
 
 
 def _fixed_column(spec: _Spec, raw: Array, flag: Array | None) -> tuple[Array, Array] | None:

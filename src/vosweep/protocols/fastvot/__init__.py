@@ -26,6 +26,7 @@ from vosweep.protocols.fastvot._skeleton import (
     Unsupported,
     read_skeleton,
 )
+from vosweep.protocols.fastvot._binary import decode_stream
 from vosweep.protocols.fastvot._tabledata import decode_tabledata
 
 __all__ = ["FastDocument", "Signal", "Signals", "TableData", "decode"]
@@ -130,26 +131,25 @@ def _columns(table: TableSkeleton, data: bytes, skeleton: Skeleton) -> list[Colu
         return decode_tabledata(
             table.fields, b"", prefix="", encoding="ascii", version=skeleton.version
         )
-    content = memoryview(data)[payload.start : payload.end]
     if payload.kind == "TABLEDATA":
         return decode_tabledata(
             table.fields,
-            content,
+            memoryview(data)[payload.start : payload.end],
             prefix=payload.prefix,
             encoding=skeleton.encoding,
             version=skeleton.version,
         )
-    return _decode_binary(table.fields, payload, bytes(content), skeleton.version)
+    return _decode_binary(table.fields, payload, data, skeleton.version)
 
 
 def _decode_binary(
-    fields: list[FieldMeta], payload: Payload, content: bytes, version: str
+    fields: list[FieldMeta], payload: Payload, data: bytes, version: str
 ) -> list[ColumnData] | None:
-    """A BINARY or BINARY2 payload, through the binary decoder if it is available."""
-    stream = _stream(content)
+    """A BINARY or BINARY2 payload of the document *data*, read where it lies (no copy)."""
+    stream = _stream(data, payload.start, payload.end)
     if stream is None:
         return None  # anything but one local STREAM: astropy's odd paths
-    attributes_text, text = stream
+    attributes_text, start, end = stream
     attributes: dict[str, Any] = {}
     for name, double, single in _ATTRIBUTE.findall(attributes_text):
         value = double if double or not single else single
@@ -158,29 +158,29 @@ def _decode_binary(
         attributes[name.decode("ascii", errors="replace")] = value.decode("latin-1")
     if "href" in attributes:
         return None  # a remote stream: astropy would fetch it
-    try:
-        from vosweep.protocols.fastvot._binary import decode_stream  # noqa: PLC0415
-    except ImportError:
-        return None
     return decode_stream(
         fields,
-        text,
+        data,
         binary2=payload.kind == "BINARY2",
         encoding=attributes.get("encoding"),
         version=version,
+        start=start,
+        end=end,
     )
 
 
-def _stream(content: bytes) -> tuple[bytes, bytes] | None:
-    """(attributes, text) of the payload's single ``<STREAM>``, or None if it is not one."""
-    opening = _STREAM_OPEN.match(content)
-    end = content.rfind(b"</")
-    if opening is None or end < opening.end():
+def _stream(data: bytes, start: int, end: int) -> tuple[bytes, int, int] | None:
+    """(attributes, text start, text end) of ``data[start:end]``'s single ``<STREAM>``.
+
+    None if the payload is not exactly one STREAM element holding plain text.
+    """
+    opening = _STREAM_OPEN.match(data, start, end)
+    close = data.rfind(b"</", start, end)
+    if opening is None or close < opening.end():
         return None
-    closing = _STREAM_CLOSE.match(content, end)
+    closing = _STREAM_CLOSE.match(data, close, end)
     if closing is None or closing.group(1) != opening.group(1):
         return None
-    text = content[opening.end() : end]
-    if b"<" in text:
-        return None  # comments, CDATA, child elements: astropy's business
-    return opening.group(2), text
+    if data.find(b"<", opening.end(), close) >= 0 or data.find(b"&", opening.end(), close) >= 0:
+        return None  # comments, CDATA, child elements, references: astropy's business
+    return opening.group(2), opening.end(), close

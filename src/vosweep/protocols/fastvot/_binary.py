@@ -183,6 +183,8 @@ def decode_stream(
     binary2: bool,
     encoding: str | None = "base64",
     version: str = "1.4",
+    start: int = 0,
+    end: int | None = None,
 ) -> list[ColumnData] | None:
     """Decode a BINARY or BINARY2 ``<STREAM>`` into columns, or None to let astropy do it.
 
@@ -197,6 +199,9 @@ def decode_stream(
             ``base64`` and a missing attribute are decoded here, anything else is left
             to astropy. Remote (``href``) streams are not for this function.
         version: The document's VOTable version (it decides how units are parsed).
+        start: Where the text starts in *stream* (the whole document may be passed:
+            megabytes of base64 are not copied out of it).
+        end: Where the text ends in *stream* (None: at its end).
 
     Returns:
         One column per field, with the dtypes, values and masks of astropy's
@@ -208,7 +213,7 @@ def decode_stream(
     plan = _plan(tuple((f.datatype, f.arraysize, f.null) for f in fields), binary2)
     if plan is None:
         return None
-    buffer = _base64(stream)
+    buffer = _base64(stream, start, len(stream) if end is None else end)
     if buffer is None:
         return None
     rows = _cut_rows(buffer, plan)
@@ -322,15 +327,13 @@ def _null(text: str, dtype: np.dtype[Any]) -> Any:
 # --- base64 -------------------------------------------------------------------------------
 
 
-def _base64(stream: bytes) -> bytes | None:
-    """The decoded stream, or None unless it is plain base64 wrapped in whitespace.
+def _base64(data: bytes, start: int, end: int) -> bytes | None:
+    """The decoded ``data[start:end]``, or None unless it is plain base64 and whitespace.
 
     Strict decoding refuses every character astropy's lenient decoder would skip or
-    stop at (entity references, padding in the middle), so such streams go to astropy.
+    stop at (references, padding in the middle), so such streams go to astropy.
     """
-    text = stream.strip(_WHITESPACE)
-    if any(c in text for c in (b"\n", b" ", b"\r", b"\t")):
-        text = text.translate(None, _WHITESPACE)
+    text = data[start:end].translate(None, _WHITESPACE)
     try:
         return binascii.a2b_base64(text, strict_mode=True)
     except (binascii.Error, ValueError):

@@ -43,8 +43,8 @@ def fast_path_taken(body: bytes, monkeypatch: pytest.MonkeyPatch) -> bool | None
     taken: list[bool] = []
     original = votable_module._parse_fast
 
-    def spy(data: bytes, start: int) -> Any:
-        parsed = original(data, start)
+    def spy(data: bytes, start: int, codec: str | None) -> Any:
+        parsed = original(data, start, codec)
         taken.append(parsed is not None)
         return parsed
 
@@ -72,3 +72,22 @@ def test_fast_path_coverage(corpus_dir: Path, monkeypatch: pytest.MonkeyPatch) -
     print(f"\nfast decoder: {len(taken)} of {len(taken) + len(declined)} corpus VOTables")
     print("left to astropy:", *declined, sep="\n  ")
     assert len(taken) >= FAST_FLOOR
+
+
+def test_plain_prolog_shortcut_agrees(corpus_dir: Path, corpus_file: str) -> None:
+    """Where the one-match prolog check accepts a file, the full sniffers agree with it.
+
+    The shortcut replaces `_sniff`, `_recode_for_expat` and the fast decoder's own
+    prolog checks: same start, no re-encoding, same payload codec, no DTD subset.
+    """
+    from vosweep.protocols.fastvot import _skeleton  # noqa: PLC0415
+
+    body = (corpus_dir / corpus_file).read_bytes()
+    plain = votable_module._plain_start(body)
+    if plain is None:
+        return
+    start, codec = plain
+    assert votable_module._sniff(body, "", gzipped=False) == start
+    assert votable_module._recode_for_expat(body, start) is None
+    assert _skeleton._payload_encoding(body[start:]) == codec
+    assert _skeleton._plain_prolog(body[start:])

@@ -795,3 +795,27 @@ def test_wide_but_reasonable_tables_still_parse():
     ).encode()
     (table,) = parse_votable(doc).tables
     assert len(table.colnames) == 300
+
+
+@pytest.mark.parametrize(
+    ("head", "expected"),
+    [
+        (b'<?xml version="1.0" encoding="utf-8"?>\n<!-- by x -->\n<VOTABLE version="1.4">', 0),
+        (b" \r\n\t<VOTABLE>", 4),
+        (b"<?xml version='1.0'?><!DOCTYPE VOTABLE SYSTEM \"a.dtd\"><vot:VOTABLE xmlns:vot='x'>", 0),
+        (b'<?xml version="1.0" encoding="ISO-8859-1" standalone="yes"?><VOTABLE\n>', 0),
+        (b'<?xml version="1.0" encoding="windows-1252"?><VOTABLE>', None),  # re-encoded
+        (b'<?xml version="1.0" encoding="utf8"?><VOTABLE>', None),  # a spelling expat lacks
+        (b'<!DOCTYPE VOTABLE [<!ENTITY a "b">]><VOTABLE>', None),  # internal subset
+        (b"\xef\xbb\xbf<VOTABLE>", None),  # byte-order mark
+        (b"<?xml-stylesheet href='s.xsl'?><VOTABLE>", None),  # other processing instructions
+        (b"<VOTABLEX>", None),
+        (b"<html><VOTABLE>", None),
+    ],
+)
+def test_plain_prolog_shortcut(head: bytes, expected: int | None) -> None:
+    """The one-match prolog check takes the common prologs and leaves the rest to the sniffers."""
+    plain = votable_module._plain_start(head)
+    assert (plain[0] if plain else None) == expected
+    if plain is not None:
+        assert votable_module._sniff(head + b"</VOTABLE>", "", gzipped=False) == expected

@@ -85,6 +85,23 @@ _MESSAGE_LIMIT = 2000
 _EXCERPT_LIMIT = 120
 
 _WHITESPACE = re.compile(rb"[ \t\r\n]*")
+_S = rb"[ \t\r\n]"
+#: The prolog of nearly every VOTable (see `_plain_start`): group 1 is the document's
+#: first ``<`` (past leading whitespace), group 2 the declared encoding.
+_PLAIN_PROLOG = re.compile(
+    _S + rb"*(?=(<))"
+    rb"(?:<\?xml(?:" + _S + rb"+(?:encoding" + _S + rb"*=" + _S
+    + rb"""*["']([A-Za-z][\w.\-]*)["']|[a-z]+""" + _S + rb"*=" + _S
+    + rb"""*(?:"[^"<>]*"|'[^'<>]*')))*""" + _S + rb"*\?>)?"
+    rb"(?:" + _S + rb"*<!--.*?-->)*"
+    rb"(?:" + _S + rb"*<!DOCTYPE" + _S + rb"+[^\s\[<>]+(?:" + _S + rb"+(?:SYSTEM|PUBLIC)(?:"
+    + _S + rb"""+(?:"[^"<>]*"|'[^'<>]*'))+)?""" + _S + rb"*>)?"
+    rb"(?:" + _S + rb"*<!--.*?-->)*"
+    + _S + rb"*<(?:[A-Za-z_][\w.\-]*:)?VOTABLE[ \t\r\n/>]",
+    re.DOTALL,
+)
+#: Declared encodings that both expat and the fast decoder read as they are.
+_PLAIN_CODECS = {b"UTF-8": "utf-8", b"ISO-8859-1": "latin-1", b"US-ASCII": "ascii"}
 _XML_DECL_ENCODING = re.compile(rb"""<\?xml\b[^>]*?\bencoding\s*=\s*["']([A-Za-z][\w.\-]*)["']""")
 #: The encodings expat (inside astropy) reads natively, under these exact names.
 _EXPAT_ENCODINGS = frozenset({b"UTF-8", b"UTF-16", b"ISO-8859-1", b"US-ASCII"})
@@ -189,17 +206,22 @@ def parse_votable(
         QueryRejected: QUERY_STATUS=ERROR, or an SCS-style ``Error`` INFO or PARAM.
     """
     data, layers = _inflate(body, max_bytes)
-    start = _sniff(data, content_type, gzipped=layers > 0)
-    recoded = _recode_for_expat(data, start)
-    if recoded is not None:
-        # Sniff what expat will really read: the declared encoding may have hidden markup.
-        data = recoded
+    plain = _plain_start(data)
+    if plain is not None:
+        start, codec = plain
+    else:
+        codec = None
         start = _sniff(data, content_type, gzipped=layers > 0)
+        recoded = _recode_for_expat(data, start)
+        if recoded is not None:
+            # Sniff what expat will really read: the declared encoding may have hidden markup.
+            data = recoded
+            start = _sniff(data, content_type, gzipped=layers > 0)
     _check_width(data)
     cell = _largest_cell(data, start)
     if fast:
         _check_expansion(data, start, cell, extra_rows=1)
-        parsed = _parse_fast(data, start)
+        parsed = _parse_fast(data, start, codec)
         if parsed is not None:
             return parsed
     _check_expansion(data, start, cell, extra_rows=_ASTROPY_CHUNK_ROWS)
@@ -348,6 +370,24 @@ class _Prolog:
 
     root: str | None
     doctype: str | None
+
+
+def _plain_start(data: bytes) -> tuple[int, str] | None:
+    """(where the root starts, the payloads' codec) of a VOTable with the common prolog.
+
+    Nearly every VOTable starts with an optional XML declaration in an encoding expat
+    reads, comments and a DOCTYPE without internal subset, then ``<VOTABLE``: one match
+    says so, where `_sniff`, `_recode_for_expat` and the fast decoder's own prolog
+    checks would each walk it again. None: let them judge the document.
+    """
+    prolog = _PLAIN_PROLOG.match(data)
+    if prolog is None:
+        return None
+    declared = prolog.group(2)
+    if declared is None:
+        return prolog.start(1), "utf-8"
+    codec = _PLAIN_CODECS.get(declared.upper())
+    return None if codec is None else (prolog.start(1), codec)
 
 
 def _sniff(data: bytes, content_type: str, *, gzipped: bool) -> int:
@@ -552,13 +592,14 @@ def _excerpt(buf: bytes, start: int, end: int) -> str:
 # --- the fast decoder ----------------------------------------------------------------------
 
 
-def _parse_fast(data: bytes, start: int) -> Parsed | None:
+def _parse_fast(data: bytes, start: int, codec: str | None) -> Parsed | None:
     """The fast decoder's reading of the document, or None when it steps aside.
 
     The status rules are the same as for astropy's tree: same signals, same decision.
+    *codec* is the payloads' codec when `_plain_start` has checked the prolog.
     """
     with np.errstate(all="ignore"):  # an overflowing cell is inf, as astropy reads it
-        document = fastvot.decode(data[start:] if start else data)
+        document = fastvot.decode(data[start:] if start else data, codec=codec)
     if document is None:
         return None
     found = document.signals

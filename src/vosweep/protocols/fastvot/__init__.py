@@ -73,20 +73,22 @@ class FastDocument:
     version: str
 
 
-def decode(data: bytes) -> FastDocument | None:
+def decode(data: bytes, *, codec: str | None = None) -> FastDocument | None:
     """Decode the VOTable *data*, or return None to let astropy read it.
 
     Args:
         data: The whole document, starting at its first ``<``, after the checks of
             `vosweep.protocols.votable` (size, gzip, root element, no entity
             declarations, an encoding expat reads).
+        codec: The payloads' Python codec, when the caller has found the prolog plain
+            (no internal DTD subset) and read the declared encoding; None: found here.
 
     Returns:
         The document, or None for anything not reproduced exactly (odd structure, a
         datatype or arraysize not handled, a cell astropy would refuse ...).
     """
     try:
-        read = read_skeleton(data)
+        read = read_skeleton(data, codec=codec)
         if read is None:
             return None
         skeleton, _ = read

@@ -181,19 +181,25 @@ class Skeleton:
     warnings: list[Signal] = field(default_factory=list)
 
 
-def read_skeleton(data: bytes) -> tuple[Skeleton, list[Payload]] | None:
+def read_skeleton(
+    data: bytes, *, codec: str | None = None
+) -> tuple[Skeleton, list[Payload]] | None:
     """The structure of the VOTable *data*, or None to let astropy read it.
 
     Args:
         data: The document, starting at its first ``<`` (votable.py's sniffing has
             checked that the root is a VOTABLE and that no entity is declared).
+        codec: The payloads' codec if the caller has checked the prolog (see
+            `vosweep.protocols.fastvot.decode`); None: checked here.
 
     Returns:
         The skeleton and every cut-out payload in document order, or None.
     """
-    encoding = _payload_encoding(data)
-    if encoding is None or not _plain_prolog(data):
-        return None
+    encoding = codec
+    if encoding is None:
+        encoding = _payload_encoding(data)
+        if encoding is None or not _plain_prolog(data):
+            return None
     cut = _cut_payloads(data)
     if cut is None:
         return None

@@ -90,14 +90,32 @@ _S = rb"[ \t\r\n]"
 #: first ``<`` (past leading whitespace), group 2 the declared encoding.
 _PLAIN_PROLOG = re.compile(
     _S + rb"*(?=(<))"
-    rb"(?:<\?xml(?:" + _S + rb"+(?:encoding" + _S + rb"*=" + _S
-    + rb"""*["']([A-Za-z][\w.\-]*)["']|[a-z]+""" + _S + rb"*=" + _S
-    + rb"""*(?:"[^"<>]*"|'[^'<>]*')))*""" + _S + rb"*\?>)?"
+    rb"(?:<\?xml(?:"
+    + _S
+    + rb"+(?:encoding"
+    + _S
+    + rb"*="
+    + _S
+    + rb"""*["']([A-Za-z][\w.\-]*)["']|[a-z]+"""
+    + _S
+    + rb"*="
+    + _S
+    + rb"""*(?:"[^"<>]*"|'[^'<>]*')))*"""
+    + _S
+    + rb"*\?>)?"
     rb"(?:" + _S + rb"*<!--.*?-->)*"
-    rb"(?:" + _S + rb"*<!DOCTYPE" + _S + rb"+[^\s\[<>]+(?:" + _S + rb"+(?:SYSTEM|PUBLIC)(?:"
-    + _S + rb"""+(?:"[^"<>]*"|'[^'<>]*'))+)?""" + _S + rb"*>)?"
-    rb"(?:" + _S + rb"*<!--.*?-->)*"
-    + _S + rb"*<(?:[A-Za-z_][\w.\-]*:)?VOTABLE[ \t\r\n/>]",
+    rb"(?:"
+    + _S
+    + rb"*<!DOCTYPE"
+    + _S
+    + rb"+[^\s\[<>]+(?:"
+    + _S
+    + rb"+(?:SYSTEM|PUBLIC)(?:"
+    + _S
+    + rb"""+(?:"[^"<>]*"|'[^'<>]*'))+)?"""
+    + _S
+    + rb"*>)?"
+    rb"(?:" + _S + rb"*<!--.*?-->)*" + _S + rb"*<(?:[A-Za-z_][\w.\-]*:)?VOTABLE[ \t\r\n/>]",
     re.DOTALL,
 )
 #: Declared encodings that both expat and the fast decoder read as they are.

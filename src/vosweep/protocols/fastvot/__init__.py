@@ -17,6 +17,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from vosweep.protocols.fastvot._binary import decode_stream
 from vosweep.protocols.fastvot._model import ColumnData, FieldMeta, TableData
 from vosweep.protocols.fastvot._skeleton import (
     Payload,
@@ -26,7 +27,6 @@ from vosweep.protocols.fastvot._skeleton import (
     Unsupported,
     read_skeleton,
 )
-from vosweep.protocols.fastvot._binary import decode_stream
 from vosweep.protocols.fastvot._tabledata import decode_tabledata
 
 __all__ = ["FastDocument", "Signal", "Signals", "TableData", "decode"]

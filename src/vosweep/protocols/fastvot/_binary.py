@@ -261,9 +261,7 @@ def _plan(fields: tuple[tuple[str, str | None, str | None], ...], binary2: bool)
         if spec.kind == "number" and not spec.shape:
             alike.setdefault((spec.dtype, spec.null), []).append(index)
     groups = tuple(tuple(indices) for indices in alike.values() if len(indices) > 1)
-    return _Plan(
-        tuple(specs), tuple(segments), tuple(variables), flag_bytes, tuple(places), groups
-    )
+    return _Plan(tuple(specs), tuple(segments), tuple(variables), flag_bytes, tuple(places), groups)
 
 
 def _spec(datatype: str, arraysize: str | None, null_text: str | None) -> _Spec | None:
@@ -497,6 +495,7 @@ def _columns(
     strings = _StringSource(buffer)
     columns = []
     for index, (field, spec, place) in enumerate(zip(fields, plan.specs, plan.places, strict=True)):
+        column: tuple[Array, Array] | None
         if index in decoded:
             column = decoded[index]
         elif spec.variable:

@@ -608,8 +608,7 @@ class _Walker:
         if description is None and values is None and not links:
             return base  # immutable: shared by every document with this FIELD
         values = values or _Values()
-        return _detailed(
-            base,
+        details = (
             description,
             values.null,
             values.values_id,
@@ -618,6 +617,7 @@ class _Walker:
             tuple(values.options),
             tuple(links),
         )
+        return _detailed(base, details)
 
     def _values(self, attributes: dict[str, str], base: FieldMeta, *, column: bool) -> _Values:
         """A VALUES element: astropy starts its domain afresh for each one."""
@@ -794,17 +794,20 @@ def _field_base(items: tuple[tuple[str, str], ...], element: str, version: str) 
     return base
 
 
+#: A FIELD's DESCRIPTION, VALUES (null, ID, MIN, MAX, OPTIONs) and LINKs, in model order.
+_Details = tuple[
+    str | None,
+    str | None,
+    str | None,
+    tuple[str, str] | None,
+    tuple[str, str] | None,
+    tuple[tuple[str | None, str], ...],
+    tuple[tuple[tuple[str, str], ...], ...],
+]
+
+
 @lru_cache(maxsize=4096)
-def _detailed(
-    base: FieldMeta,
-    description: str | None,
-    null: str | None,
-    values_id: str | None,
-    minimum: tuple[str, str] | None,
-    maximum: tuple[str, str] | None,
-    options: tuple[tuple[str | None, str], ...],
-    links: tuple[tuple[tuple[str, str], ...], ...],
-) -> FieldMeta:
+def _detailed(base: FieldMeta, details: _Details) -> FieldMeta:
     """*base* with its DESCRIPTION, VALUES and LINKs (cached like `_field_base`).
 
     Built field by field: `dataclasses.replace` introspects the class on every call and
@@ -822,13 +825,7 @@ def _detailed(
         base.width,
         base.precision,
         base.ref,
-        description,
-        null,
-        values_id,
-        minimum,
-        maximum,
-        options,
-        links,
+        *details,
     )
 
 

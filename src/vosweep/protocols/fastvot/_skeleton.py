@@ -29,7 +29,7 @@ import math
 import re
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn
 from xml.parsers import expat
 
 import numpy as np
@@ -107,9 +107,8 @@ def _unsupported() -> NoReturn:
     raise Unsupported
 
 
-@dataclass(frozen=True, slots=True)
-class Payload:
-    """One cut-out data element.
+class Payload(NamedTuple):
+    """One cut-out data element (a named tuple: immutable and cheap to make).
 
     Attributes:
         kind: ``TABLEDATA``, ``BINARY``, ``BINARY2`` or ``FITS``.
@@ -547,14 +546,19 @@ class _Walker:
         else:
             _unsupported()
         payload = self._data(bool(fields), in_meta=in_meta) if has_data else None
-        found = {
-            "ID": identifier,
-            "name": name,
-            "ucd": _blank_to_none(attributes.get("ucd")),
-            "utype": attributes.get("utype"),
-            "description": description,
-        }
-        meta = {key: value for key, value in found.items() if value is not None}
+        meta: dict[str, Any] = {}
+        if identifier is not None:
+            meta["ID"] = identifier
+        if name is not None:
+            meta["name"] = name
+        ucd = _blank_to_none(attributes.get("ucd"))
+        if ucd is not None:
+            meta["ucd"] = ucd
+        utype = attributes.get("utype")
+        if utype is not None:
+            meta["utype"] = utype
+        if description is not None:
+            meta["description"] = description
         if has_data and not fields and nrows and not in_meta:
             _unsupported()  # rows without columns: astropy's to_table raises
         self._skeleton.tables.append(
@@ -888,7 +892,10 @@ def _check_converter(current: FieldMeta) -> None:
 
 def _field_metas(fields: list[FieldMeta]) -> list[FieldMeta]:
     """The FIELDs named as astropy's ``to_table(use_names_over_ids=True)`` names columns."""
-    names: set[str] = set()
+    names = {current.name for current in fields}
+    if len(names) == len(fields) and "" not in names:
+        return fields  # all named, no name twice: the common case
+    names = set()
     metas = []
     for current in fields:
         if not current.name:

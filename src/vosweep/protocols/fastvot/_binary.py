@@ -210,7 +210,7 @@ def decode_stream(
     """
     if encoding not in {None, "base64"} or not fields:
         return None
-    plan = _plan(tuple((f.datatype, f.arraysize, f.null) for f in fields), binary2)
+    plan = _plan(tuple([(f.datatype, f.arraysize, f.null) for f in fields]), binary2)
     if plan is None:
         return None
     buffer = _base64(stream, start, len(stream) if end is None else end)
@@ -562,7 +562,8 @@ def _fixed_column(spec: _Spec, raw: Array, flag: Array | None) -> tuple[Array, A
         else:
             null = None
     if flag is not None:
-        flag = flag.reshape(flag.shape + (1,) * len(spec.shape))
+        if spec.shape:
+            flag = flag.reshape(flag.shape + (1,) * len(spec.shape))
         null = flag if null is None else null | flag
     if null is None:
         return data, np.zeros(data.shape, dtype=bool)

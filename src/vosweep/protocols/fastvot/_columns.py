@@ -264,9 +264,25 @@ def _column_meta(
     return unit, field.description, meta, fmt
 
 
+#: `_column_meta` by FIELD object: the skeleton reader hands out one shared FieldMeta per
+#: distinct FIELD, so an identity lookup finds it without hashing its eighteen attributes.
+#: Each entry holds its FieldMeta, so that no other object can take its id meanwhile.
+_META_BY_ID: dict[int, tuple[FieldMeta, str, tuple[Any, str | None, dict[str, Any], str | None]]]
+_META_BY_ID = {}
+_META_BY_ID_SIZE = 8192
+
+
 def build_column(
     field: FieldMeta, data: np.ndarray[Any, Any], mask: np.ndarray[Any, Any], version: str
 ) -> ColumnData:
     """A decoded column with astropy's metadata for *field* (one place for both decoders)."""
-    unit, description, meta, fmt = _column_meta(field, version)
+    known = _META_BY_ID.get(id(field))
+    if known is not None and known[0] is field and known[1] == version:
+        found = known[2]
+    else:
+        found = _column_meta(field, version)
+        if len(_META_BY_ID) >= _META_BY_ID_SIZE:
+            _META_BY_ID.clear()
+        _META_BY_ID[id(field)] = (field, version, found)
+    unit, description, meta, fmt = found
     return ColumnData(field.name, data, mask, unit, description, _own(meta), fmt)

@@ -246,6 +246,31 @@ def test_same_field_with_other_children_in_later_documents() -> None:
     ]
 
 
+def test_cached_metadata_is_each_column_own() -> None:
+    """Columns of later documents keep their metadata whatever was done to earlier ones.
+
+    FIELDs and their column metadata are cached across documents: each column must get
+    a copy that its owner may change, nested VALUES and LINK entries included.
+    """
+    fields = (
+        '<FIELD name="m" datatype="int" ucd="phot.mag"><VALUES null="-1"><MIN value="0"/>'
+        '</VALUES><LINK href="http://example.org/m"/></FIELD>'
+        + field("s", "char", "*", ' ucd="meta.id"')
+    )
+    body = vot(table(fields, rows(("-1", "a"), ("2", "b"))))
+    for fast_column in parse_votable(body).tables[0].columns:
+        fast_column.meta["ucd"] = "changed"
+        fast_column.meta.setdefault("values", {})["null"] = 99
+        fast_column.meta.setdefault("links", [{}])[0]["href"] = "changed"
+    again = only_table(body)
+    assert again["m"].meta["ucd"] == "phot.mag"
+    assert again["m"].meta["values"] == {"null": -1, "min": {"value": 0, "inclusive": True}}
+    assert again["m"].meta["links"] == [{"href": "http://example.org/m"}]
+    assert again["s"].meta == {"ucd": "meta.id", "_votable_string_dtype": "char"} | {
+        "_votable_arraysize": "*"
+    }
+
+
 @pytest.mark.parametrize("prefix", ["vot", "ns0"])
 def test_namespace_prefixes(prefix: str) -> None:
     """Prefixed documents (vot:, ns0:) take the fast path, status included."""

@@ -616,8 +616,7 @@ def _parse_fast(data: bytes, start: int, codec: str | None) -> Parsed | None:
     The status rules are the same as for astropy's tree: same signals, same decision.
     *codec* is the payloads' codec when `_plain_start` has checked the prolog.
     """
-    with np.errstate(all="ignore"):  # an overflowing cell is inf, as astropy reads it
-        document = fastvot.decode(data[start:] if start else data, codec=codec)
+    document = fastvot.decode(data[start:] if start else data, codec=codec)
     if document is None:
         return None
     found = document.signals

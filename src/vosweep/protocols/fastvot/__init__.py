@@ -17,6 +17,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from vosweep.protocols.fastvot._binary import decode_stream
 from vosweep.protocols.fastvot._model import ColumnData, FieldMeta, TableData
 from vosweep.protocols.fastvot._skeleton import (
@@ -87,6 +89,13 @@ def decode(data: bytes, *, codec: str | None = None) -> FastDocument | None:
         The document, or None for anything not reproduced exactly (odd structure, a
         datatype or arraysize not handled, a cell astropy would refuse ...).
     """
+    # Cells out of a float32's range become infinite, as astropy reads them: numpy's
+    # warnings about it are silenced once for the whole document.
+    with np.errstate(all="ignore"):
+        return _decode(data, codec)
+
+
+def _decode(data: bytes, codec: str | None) -> FastDocument | None:
     try:
         read = read_skeleton(data, codec=codec)
         if read is None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from astropy import units as u
@@ -26,9 +26,12 @@ from astropy import units as u
 __all__ = ["ColumnData", "FieldMeta", "TableData", "parse_unit"]
 
 
-@dataclass(frozen=True, slots=True)
-class FieldMeta:
+class FieldMeta(NamedTuple):
     """One FIELD as declared (attribute strings exactly as in the document, or None).
+
+    A named tuple: immutable and hashable (FIELDs key the decoders' caches), and made
+    several times faster than a frozen dataclass of eighteen attributes, which matters
+    for a wide table seen for the first time.
 
     Attributes:
         name: The column name astropy would use with ``use_names_over_ids=True``.

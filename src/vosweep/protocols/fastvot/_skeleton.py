@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn
 from xml.parsers import expat
@@ -906,7 +906,7 @@ def _field_metas(fields: list[FieldMeta]) -> list[FieldMeta]:
             name = f"{current.name}{counter}"
             counter += 1
         names.add(name)
-        metas.append(current if name == current.name else replace(current, name=name))
+        metas.append(current if name == current.name else current._replace(name=name))
     return metas
 
 

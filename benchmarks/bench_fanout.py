@@ -291,6 +291,17 @@ def _stub_parser() -> Any:
     return original
 
 
+def _astropy_decoder() -> Any:
+    """Make cone-search parsing use astropy's decoder (``fast=False``); return the original."""
+    import functools  # noqa: PLC0415
+
+    from vosweep.protocols import scs  # noqa: PLC0415
+
+    original = scs.parse_votable
+    scs.parse_votable = functools.partial(original, fast=False)  # type: ignore[assignment]
+    return original
+
+
 def overhead_scenario(args: argparse.Namespace) -> list[str]:
     n = args.zero_services
     fleet = build_fleet(
@@ -307,6 +318,13 @@ def overhead_scenario(args: argparse.Namespace) -> list[str]:
             stub = anyio.run(run_vosweep, targets, config)
         finally:
             PROTOCOLS[vosweep.Protocol.SCS] = original
+        from vosweep.protocols import scs  # noqa: PLC0415
+
+        decoder = _astropy_decoder()
+        try:
+            slow = anyio.run(run_vosweep, targets, config)
+        finally:
+            scs.parse_votable = decoder  # type: ignore[assignment]
         sample = [t.access_url for t in targets][: args.zero_sample]
         t0 = time.process_time()
         w0 = time.perf_counter()
@@ -320,6 +338,10 @@ def overhead_scenario(args: argparse.Namespace) -> list[str]:
         "| client | wall per request | client CPU per request |",
         "|---|---:|---:|",
         f"| vosweep | {v['wall'] / n * 1e6:.0f} us | {v['cpu'] / n * 1e6:.0f} us |",
+        (
+            f"| vosweep with astropy's decoder (`fast=False`) | "
+            f"{slow['wall'] / n * 1e6:.0f} us | {slow['cpu'] / n * 1e6:.0f} us |"
+        ),
         (
             f"| vosweep, parsing stubbed out (engine + HTTP alone) | "
             f"{stub['wall'] / n * 1e6:.0f} us | {stub['cpu'] / n * 1e6:.0f} us |"

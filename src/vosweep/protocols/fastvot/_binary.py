@@ -51,7 +51,7 @@ from typing import Any
 
 import numpy as np
 
-from vosweep.protocols.fastvot._columns import NUMPY_TYPES, build_column
+from vosweep.protocols.fastvot._columns import NUMPY_TYPES, build_column, null_value
 from vosweep.protocols.fastvot._model import ColumnData, FieldMeta
 
 __all__ = ["decode_stream"]
@@ -85,6 +85,7 @@ _MAX_CELL_ITEMS = 1 << 24
 
 _CHAR_ARRAYSIZE = re.compile(r"[0-9]+\*?|\*")
 _NUMERIC_ARRAYSIZE = re.compile(r"[0-9]+(?:x[0-9]+)*")
+_VARIABLE_ARRAYSIZE = re.compile(r"[0-9]*\*")
 _INT_NULL = re.compile(r"-?[0-9]+|0[xX][0-9a-fA-F]+")
 
 # Booleans, by byte value: true, masked (scalars: anything not T/t/1/F/f/0) and, for
@@ -103,8 +104,9 @@ class _Spec:
     """How one FIELD is stored in the stream and what column astropy makes of it.
 
     Attributes:
-        kind: ``number``, ``boolean``, ``char`` or ``unicode``.
-        dtype: The column's (native) dtype.
+        kind: ``number``, ``boolean``, ``char``, ``unicode``, or ``vararray`` (a
+            variable-length array of numbers or booleans: ``arraysize="*"`` or ``"n*"``).
+        dtype: The column's (native) dtype; a ``vararray``'s item dtype.
         shape: The cell shape of a numeric or boolean array, ``()`` for a scalar.
         size: Characters of a fixed-size string, or the bound of an ``n*`` one.
         variable: The field has a length prefix (``*`` or ``n*`` strings).
@@ -131,7 +133,9 @@ class _Spec:
 
     @property
     def width(self) -> int:
-        """Bytes per character of a string field."""
+        """Bytes per character of a string field, per item of a variable-length array."""
+        if self.kind == "vararray":
+            return self.dtype.itemsize
         return 2 if self.kind == "unicode" else 1
 
 
@@ -282,9 +286,12 @@ def _spec(datatype: str, arraysize: str | None, null_text: str | None) -> _Spec 
     if numpy_type is None:
         return None  # bit, complex, or unknown
     shape: tuple[int, ...] = ()
+    if arraysize is not None and _VARIABLE_ARRAYSIZE.fullmatch(arraysize):
+        # astropy ignores the bound of ``n*`` for numbers (no truncation, no warning).
+        return _var_spec(datatype, np.dtype(numpy_type), null_text)
     if arraysize is not None:
         if _NUMERIC_ARRAYSIZE.fullmatch(arraysize) is None:
-            return None  # variable-length numeric arrays among others
+            return None  # 3x* and other rarities
         # astropy's array shape is the arraysize's dimensions reversed (C order).
         shape = tuple(int(x) for x in reversed(arraysize.split("x")))
         if min(shape) < 1 or prod(shape) > _MAX_CELL_ITEMS:
@@ -297,6 +304,22 @@ def _spec(datatype: str, arraysize: str | None, null_text: str | None) -> _Spec 
     if null is None:
         return None
     return _Spec("number", dtype, shape, null=null)
+
+
+def _var_spec(datatype: str, dtype: np.dtype[Any], null_text: str | None) -> _Spec | None:
+    """A variable-length array of numbers or booleans (astropy's ``ScalarVarArray``).
+
+    astropy reads each item in the field's own type, compares it with the null there, and
+    keeps it as a Python scalar (float32 items end up in a float64 array).
+    """
+    if datatype == "boolean" or null_text is None:
+        return _Spec("vararray", dtype, variable=True)
+    null = null_value(FieldMeta("", datatype=datatype, null=null_text))
+    if null is None:
+        return _Spec("vararray", dtype, variable=True)  # an unreadable float null: none
+    if dtype.kind == "f" and math.isfinite(null) and abs(null) > float(np.finfo(dtype).max):
+        return None  # would overflow to infinity in the field's precision
+    return _Spec("vararray", dtype, variable=True, null=dtype.type(null))
 
 
 def _null(text: str, dtype: np.dtype[Any]) -> Any:
@@ -498,6 +521,9 @@ def _columns(
         column: tuple[Array, Array] | None
         if index in decoded:
             column = decoded[index]
+        elif spec.kind == "vararray":
+            flag = None if flags is None else flags[:, index]
+            column = _var_arrays(spec, buffer, rows.starts[place], rows.lengths[place], flag)
         elif spec.variable:
             column = strings.column(spec, rows.starts[place], rows.lengths[place])
         else:
@@ -534,6 +560,42 @@ def _number_group(
         null = flagged if null is None else null | flagged
     mask = np.zeros(block.shape, dtype=bool) if null is None else np.ascontiguousarray(null)
     return {index: (block[i], mask[i]) for i, index in enumerate(indices)}
+
+
+def _var_arrays(
+    spec: _Spec, buffer: bytes, starts: Array, lengths: Array, flag: Array | None
+) -> tuple[Array, Array]:
+    """(data, mask) of a variable-length numeric or boolean array field.
+
+    As astropy makes them: an object column of masked arrays, float64 for floats, int64
+    for integers (astropy widens each item to a Python scalar), an empty float64 array
+    without mask for an empty cell; the cells themselves masked only by BINARY2 flags.
+    """
+    stream = spec.dtype.newbyteorder(">")
+    wide = np.dtype(
+        bool if spec.dtype.kind == "b" else np.float64 if spec.dtype.kind == "f" else np.int64
+    )
+    count = len(starts)
+    data = np.empty(count, dtype=object)
+    for row, (start, length) in enumerate(zip(starts.tolist(), lengths.tolist(), strict=True)):
+        if not length:
+            data[row] = np.ma.array(np.array([]))
+            continue
+        if spec.dtype.kind == "b":
+            raw = np.frombuffer(buffer, dtype=np.uint8, count=length, offset=start)
+            data[row] = np.ma.array(_BOOL_TRUE[raw], mask=_BOOL_SCALAR_NULL[raw])
+            continue
+        items = np.frombuffer(buffer, dtype=stream, count=length, offset=start)
+        values = items.astype(wide)
+        if spec.null is not None:
+            null = items == spec.null
+        elif wide.kind == "f":
+            null = np.isnan(values)
+        else:
+            null = np.zeros(length, dtype=bool)
+        data[row] = np.ma.array(values, mask=null)
+    mask = np.zeros(count, dtype=bool) if flag is None else np.ascontiguousarray(flag)
+    return data, mask
 
 
 def _fixed_column(spec: _Spec, raw: Array, flag: Array | None) -> tuple[Array, Array] | None:

@@ -26,6 +26,7 @@ What astropy does, with ``verify="ignore"``, and this module reproduces:
 
 from __future__ import annotations
 
+import math
 import operator
 import re
 from functools import lru_cache
@@ -70,6 +71,7 @@ _BOOLEAN_CODES = {
     **dict.fromkeys(("F", "f", "0", "false", "False", "FALSE"), 0),
     **dict.fromkeys(("", "?"), 2),
 }
+_VARIABLE = re.compile(r"[0-9]*\*")
 #: Fixed-width strings may take this many characters per payload character (and at
 #: least the floor): ``arraysize="1000000"`` must not make a few rows allocate gigabytes.
 _STRING_BLOWUP = 16
@@ -325,8 +327,10 @@ def _column(
         return None
     if arraysize is None:
         return _scalars(field, cells, v13=v13)
+    if _VARIABLE.fullmatch(arraysize):
+        return _var_arrays(field, cells, v13=v13)
     if not arraysize.isdigit() or not arraysize.isascii():
-        return None  # variable-length or multidimensional arrays
+        return None  # multidimensional arrays
     return _arrays(field, cells, int(arraysize), v13=v13)
 
 
@@ -468,6 +472,57 @@ def _arrays(
         data[empty] = 0
         mask[empty] = True
     return data, mask
+
+
+def _var_arrays(field: FieldMeta, cells: list[str], *, v13: bool) -> tuple[Array, Array] | None:
+    """Variable-length arrays of numbers or booleans (``arraysize="*"`` or ``"n*"``).
+
+    As astropy's ``ScalarVarArray`` makes them: each cell a masked array of its items
+    read as Python scalars (float64, int64 or bool), an empty cell an empty float64 array
+    without mask, and the cells themselves never masked. A float item astropy cannot
+    read would be its null, or None without one: not reproduced (None).
+
+    Raises:
+        ValueError: An integer or boolean item astropy cannot read (it raises too).
+    """
+    datatype = field.datatype
+    null = null_value(field)
+    if null is not None and datatype in FLOAT_TYPES:
+        # astropy keeps a float null in the field's precision (float32: -99.9 is not
+        # -99.9 any more), and compares and substitutes that.
+        null = np.asarray(null, dtype=NUMPY_TYPES[datatype])[()]
+    column = np.empty(len(cells), dtype=object)
+    for row, cell in enumerate(cells):
+        text = cell.strip(XML_SPACE)
+        if text.strip() == "":
+            column[row] = np.ma.array(np.array([]))
+            continue
+        parts = ARRAY_SPLIT.split(text)
+        values: list[Any] = []
+        masks: list[bool] = []
+        if datatype in FLOAT_TYPES:
+            for part in parts:
+                value = parse_float_text(part)
+                if value is None:
+                    if null is None:
+                        return None
+                    values.append(null)
+                    masks.append(True)
+                else:
+                    values.append(value)
+                    masks.append(math.isnan(value) if null is None else value == null)
+        elif datatype == "boolean":
+            for part in parts:
+                value, masked = parse_bool_text(part)
+                values.append(value)
+                masks.append(masked)
+        else:
+            for part in parts:
+                number, masked = parse_int_text(part, datatype, empty_is_null=v13, null=null)
+                values.append(number)
+                masks.append(masked)
+        column[row] = np.ma.array(np.array(values), mask=np.array(masks, dtype=bool))
+    return column, np.zeros(len(cells), dtype=bool)
 
 
 def _stripped(cells: list[str]) -> list[str]:

@@ -26,10 +26,13 @@ What astropy does and this module copies (see ``astropy/io/votable/tree.py``,
 * Fixed-size char is ASCII cut at its first NUL (``U<n>``); unicodeChar is UTF-16-BE,
   cut at its first NUL. ``*`` strings become an object column of `str`, kept as sent;
   ``n*`` strings a ``U<n>`` column.
+* Variable-length arrays of numbers or booleans (``*`` or ``n*``, the bound ignored):
+  an object column of masked arrays, items widened to float64, int64 or bool, an empty
+  cell an empty float64 array; only BINARY2 flags mask the cells themselves.
 
 Anything else, or anything where astropy would warn, raise or behave in a way not
 reproduced here, makes `decode_stream` return None so that the caller falls back to
-astropy for the document: bit and complex datatypes, variable-length numeric arrays,
+astropy for the document: bit and complex datatypes, arrays of arrays (``3x*``),
 non-ASCII char data, invalid UTF-16, ``n*`` strings longer than ``n`` (astropy warns
 W46 and truncates), nulls that astropy would clip or replace, streams that are not
 plain base64, and streams that end inside a row (astropy keeps the complete rows but

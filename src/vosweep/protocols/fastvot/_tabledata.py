@@ -22,6 +22,8 @@ What astropy does, with ``verify="ignore"``, and this module reproduces:
   ``*`` an object array of `str`.
 * Fixed-size numeric arrays (``arraysize="3"``): values split on whitespace or commas;
   an empty cell (1.3 on) is all zeros, all masked.
+* Variable-length numeric arrays (``*``, ``n*``): each cell a masked array of its items
+  as Python scalars (float64, int64, bool); an empty cell an empty float64 array.
 """
 
 from __future__ import annotations

@@ -819,3 +819,21 @@ def test_plain_prolog_shortcut(head: bytes, expected: int | None) -> None:
     assert (plain[0] if plain else None) == expected
     if plain is not None:
         assert votable_module._sniff(head + b"</VOTABLE>", "", gzipped=False) == expected
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"<!-- a -->" * 200 + b"<VOTABLEX>",  # each comment splits in two for a lazy pattern
+        b"<!-- a --> " * 200 + b"<!DOCTYPE x [",
+        b"<?xml" + b" a='b'" * 2000 + b" x",
+        b"<!-- " + b"- " * 20000,
+    ],
+)
+def test_plain_prolog_shortcut_never_backtracks(head: bytes) -> None:
+    """Prologs that are almost plain fail the shortcut at once (a fuzzer found one that
+    took exponential time before its parts were made atomic), then get the full sniffers.
+    """
+    assert votable_module._plain_start(head) is None
+    with pytest.raises(ResponseFormatError):
+        parse_votable(head)

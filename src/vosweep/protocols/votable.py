@@ -86,37 +86,44 @@ _EXCERPT_LIMIT = 120
 
 _WHITESPACE = re.compile(rb"[ \t\r\n]*")
 _S = rb"[ \t\r\n]"
+#: A comment as XML allows it (no ``--`` inside): one way to match it, in linear time.
+_COMMENT = _S + rb"*+<!--[^-]*+(?:-[^-]++)*+-->"
+_QUOTED = rb"""(?:"[^"<>]*+"|'[^'<>]*+')"""
 #: The prolog of nearly every VOTable (see `_plain_start`): group 1 is the document's
-#: first ``<`` (past leading whitespace), group 2 the declared encoding.
+#: first ``<`` (past leading whitespace), group 2 the declared encoding. Every part is
+#: atomic or possessive: a prolog that is not plain fails at once, never backtracks.
 _PLAIN_PROLOG = re.compile(
-    _S + rb"*(?=(<))"
-    rb"(?:<\?xml(?:"
+    _S + rb"*+(?=(<))"
+    rb"(?><\?xml(?>"
     + _S
-    + rb"+(?:encoding"
+    + rb"++(?:encoding"
     + _S
-    + rb"*="
+    + rb"*+="
     + _S
-    + rb"""*["']([A-Za-z][\w.\-]*)["']|[a-z]+"""
+    + rb"""*+["']([A-Za-z][\w.\-]*+)["']|[a-z]++"""
     + _S
-    + rb"*="
+    + rb"*+="
     + _S
-    + rb"""*(?:"[^"<>]*"|'[^'<>]*')))*"""
+    + rb"*+"
+    + _QUOTED
+    + rb"))*+"
     + _S
-    + rb"*\?>)?"
-    rb"(?:" + _S + rb"*<!--.*?-->)*"
-    rb"(?:"
+    + rb"*+\?>)?"
+    rb"(?>" + _COMMENT + rb")*+"
+    rb"(?>"
     + _S
-    + rb"*<!DOCTYPE"
+    + rb"*+<!DOCTYPE"
     + _S
-    + rb"+[^\s\[<>]+(?:"
+    + rb"++[^\s\[<>]++(?>"
     + _S
-    + rb"+(?:SYSTEM|PUBLIC)(?:"
+    + rb"++(?:SYSTEM|PUBLIC)(?>"
     + _S
-    + rb"""+(?:"[^"<>]*"|'[^'<>]*'))+)?"""
+    + rb"++"
+    + _QUOTED
+    + rb")++)?"
     + _S
-    + rb"*>)?"
-    rb"(?:" + _S + rb"*<!--.*?-->)*" + _S + rb"*<(?:[A-Za-z_][\w.\-]*:)?VOTABLE[ \t\r\n/>]",
-    re.DOTALL,
+    + rb"*+>)?"
+    rb"(?>" + _COMMENT + rb")*+" + _S + rb"*+<(?:[A-Za-z_][\w.\-]*+:)?VOTABLE[ \t\r\n/>]"
 )
 #: Declared encodings that both expat and the fast decoder read as they are.
 _PLAIN_CODECS = {b"UTF-8": "utf-8", b"ISO-8859-1": "latin-1", b"US-ASCII": "ascii"}

@@ -551,13 +551,7 @@ def _number_group(
     block = np.array(
         [rows.records[plan.places[i]][f"f{i}"] for i in indices], dtype=spec.dtype
     ).reshape(len(indices), rows.count)
-    null: Array | None
-    if spec.null is not None:
-        null = block == spec.null
-    elif spec.dtype.kind == "f":
-        null = np.isnan(block)
-    else:
-        null = None
+    null = _value_nulls(spec, block)
     if flags is not None:
         flagged = flags[:, list(indices)].T
         null = flagged if null is None else null | flagged
@@ -589,16 +583,22 @@ def _var_arrays(
             data[row] = np.ma.array(_BOOL_TRUE[raw], mask=_BOOL_SCALAR_NULL[raw])
             continue
         items = np.frombuffer(buffer, dtype=stream, count=length, offset=start)
-        values = items.astype(wide)
-        if spec.null is not None:
-            null = items == spec.null
-        elif wide.kind == "f":
-            null = np.isnan(values)
-        else:
+        null = _value_nulls(spec, items)
+        if null is None:
             null = np.zeros(length, dtype=bool)
-        data[row] = np.ma.array(values, mask=null)
+        data[row] = np.ma.array(items.astype(wide), mask=null)
     mask = np.zeros(count, dtype=bool) if flag is None else np.ascontiguousarray(flag)
     return data, mask
+
+
+def _value_nulls(spec: _Spec, values: Array) -> Array | None:
+    """Where numbers are null by value: equal to VALUES/@null, else NaN (floats only)."""
+    if spec.null is not None:
+        result: Array = values == spec.null
+        return result
+    if spec.dtype.kind == "f":
+        return np.isnan(values)
+    return None
 
 
 def _fixed_column(spec: _Spec, raw: Array, flag: Array | None) -> tuple[Array, Array] | None:
@@ -620,12 +620,7 @@ def _fixed_column(spec: _Spec, raw: Array, flag: Array | None) -> tuple[Array, A
         data = _BOOL_TRUE[raw]
     else:
         data = raw.astype(spec.dtype)
-        if spec.null is not None:
-            null = data == spec.null
-        elif spec.dtype.kind == "f":
-            null = np.isnan(data)
-        else:
-            null = None
+        null = _value_nulls(spec, data)
     if flag is not None:
         if spec.shape:
             flag = flag.reshape(flag.shape + (1,) * len(spec.shape))

@@ -125,8 +125,6 @@ _PLAIN_PROLOG = re.compile(
     + rb"*+>)?"
     rb"(?>" + _COMMENT + rb")*+" + _S + rb"*+<(?:[A-Za-z_][\w.\-]*+:)?VOTABLE[ \t\r\n/>]"
 )
-#: Declared encodings that both expat and the fast decoder read as they are.
-_PLAIN_CODECS = {b"UTF-8": "utf-8", b"ISO-8859-1": "latin-1", b"US-ASCII": "ascii"}
 _XML_DECL_ENCODING = re.compile(rb"""<\?xml\b[^>]*?\bencoding\s*=\s*["']([A-Za-z][\w.\-]*)["']""")
 #: The encodings expat (inside astropy) reads natively, under these exact names.
 _EXPAT_ENCODINGS = frozenset({b"UTF-8", b"UTF-16", b"ISO-8859-1", b"US-ASCII"})
@@ -411,7 +409,8 @@ def _plain_start(data: bytes) -> tuple[int, str] | None:
     declared = prolog.group(2)
     if declared is None:
         return prolog.start(1), "utf-8"
-    codec = _PLAIN_CODECS.get(declared.upper())
+    # Encodings that both expat and the fast decoder read as they are.
+    codec = fastvot.PAYLOAD_CODECS.get(declared.decode("ascii").upper())
     return None if codec is None else (prolog.start(1), codec)
 
 

@@ -22,6 +22,7 @@ import numpy as np
 from vosweep.protocols.fastvot._binary import decode_stream
 from vosweep.protocols.fastvot._model import ColumnData, FieldMeta, TableData
 from vosweep.protocols.fastvot._skeleton import (
+    PAYLOAD_CODECS,
     Payload,
     Signal,
     Skeleton,
@@ -31,7 +32,7 @@ from vosweep.protocols.fastvot._skeleton import (
 )
 from vosweep.protocols.fastvot._tabledata import decode_tabledata
 
-__all__ = ["FastDocument", "Signal", "Signals", "TableData", "decode"]
+__all__ = ["PAYLOAD_CODECS", "FastDocument", "Signal", "Signals", "TableData", "decode"]
 
 # A BINARY/BINARY2 payload must be exactly one local STREAM; its megabytes of base64 are
 # not walked by a regex (a byte search checks them for markup), only the two tags are.
@@ -192,6 +193,8 @@ def _stream(data: bytes, start: int, end: int) -> tuple[bytes, int, int] | None:
     closing = _STREAM_CLOSE.match(data, close, end)
     if closing is None or closing.group(1) != opening.group(1):
         return None
-    if data.find(b"<", opening.end(), close) >= 0 or data.find(b"&", opening.end(), close) >= 0:
-        return None  # comments, CDATA, child elements, references: astropy's business
+    # Comments, CDATA, child elements are astropy's business. References need no search
+    # here: the strict base64 decoder refuses their ``&`` and ``;``.
+    if data.find(b"<", opening.end(), close) >= 0:
+        return None
     return opening.group(2), opening.end(), close

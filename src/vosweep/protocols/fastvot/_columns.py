@@ -223,7 +223,7 @@ def column_meta(
     Only a scalar float field has astropy's ``FloatingPoint`` converter, hence a
     format: arrays of floats get none. The meta dict is the caller's own.
     """
-    unit, description, meta, fmt = _column_meta(field, version)
+    unit, description, meta, fmt = _cached_meta(field, version)
     return unit, description, _own(meta), fmt
 
 
@@ -265,24 +265,31 @@ def _column_meta(
 
 
 #: `_column_meta` by FIELD object: the skeleton reader hands out one shared FieldMeta per
-#: distinct FIELD, so an identity lookup finds it without hashing its eighteen attributes.
-#: Each entry holds its FieldMeta, so that no other object can take its id meanwhile.
+#: distinct FIELD, so an identity lookup finds it before the LRU cache hashes its eighteen
+#: attributes (a few per cent of a wide answer). Each entry holds its FieldMeta, so that
+#: no other object can take its id meanwhile.
 _META_BY_ID: dict[int, tuple[FieldMeta, str, tuple[Any, str | None, dict[str, Any], str | None]]]
 _META_BY_ID = {}
 _META_BY_ID_SIZE = 8192
+
+
+def _cached_meta(
+    field: FieldMeta, version: str
+) -> tuple[Any, str | None, dict[str, Any], str | None]:
+    """`_column_meta` through the identity lookup (the dict returned is shared)."""
+    known = _META_BY_ID.get(id(field))
+    if known is not None and known[0] is field and known[1] == version:
+        return known[2]
+    found = _column_meta(field, version)
+    if len(_META_BY_ID) >= _META_BY_ID_SIZE:
+        _META_BY_ID.clear()
+    _META_BY_ID[id(field)] = (field, version, found)
+    return found
 
 
 def build_column(
     field: FieldMeta, data: np.ndarray[Any, Any], mask: np.ndarray[Any, Any], version: str
 ) -> ColumnData:
     """A decoded column with astropy's metadata for *field* (one place for both decoders)."""
-    known = _META_BY_ID.get(id(field))
-    if known is not None and known[0] is field and known[1] == version:
-        found = known[2]
-    else:
-        found = _column_meta(field, version)
-        if len(_META_BY_ID) >= _META_BY_ID_SIZE:
-            _META_BY_ID.clear()
-        _META_BY_ID[id(field)] = (field, version, found)
-    unit, description, meta, fmt = found
+    unit, description, meta, fmt = _cached_meta(field, version)  # `column_meta`, inlined
     return ColumnData(field.name, data, mask, unit, description, _own(meta), fmt)

@@ -48,7 +48,7 @@ from vosweep.protocols.fastvot._model import FieldMeta, parse_unit
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-__all__ = ["Payload", "Signal", "Skeleton", "TableSkeleton", "read_skeleton"]
+__all__ = ["PAYLOAD_CODECS", "Payload", "Signal", "Skeleton", "TableSkeleton", "read_skeleton"]
 
 #: The elements whose content is cut out of the document before XML parsing.
 PAYLOAD_KINDS = frozenset({"TABLEDATA", "BINARY", "BINARY2", "FITS"})
@@ -67,8 +67,9 @@ _PLAIN_DOCTYPE = re.compile(
     rb"""(?:[ \t\r\n]+(?:"[^"]*"|'[^']*'))+)?[ \t\r\n]*>"""
 )
 _XML_DECL = re.compile(rb"""<\?xml\b[^>]*?\bencoding\s*=\s*["']([A-Za-z][\w.\-]*)["']""")
-#: The encodings whose payload bytes are decoded here, by their expat names.
-_ENCODINGS = {"UTF-8": "utf-8", "ISO-8859-1": "latin-1", "US-ASCII": "ascii"}
+#: The declared encodings whose payload bytes are decoded here (by their expat names,
+#: upper case), and the Python codec of each.
+PAYLOAD_CODECS = {"UTF-8": "utf-8", "ISO-8859-1": "latin-1", "US-ASCII": "ascii"}
 
 #: astropy's spellings of datatypes that are not in the standard (warning W13).
 _DATATYPE_ALIASES = {
@@ -226,7 +227,7 @@ def _payload_encoding(data: bytes) -> str | None:
     match = _XML_DECL.match(data, 0, 512)
     if match is None:
         return "utf-8"
-    return _ENCODINGS.get(match.group(1).decode("ascii").upper())
+    return PAYLOAD_CODECS.get(match.group(1).decode("ascii").upper())
 
 
 def _plain_prolog(data: bytes) -> bool:
@@ -814,8 +815,9 @@ _Details = tuple[
 def _detailed(base: FieldMeta, details: _Details) -> FieldMeta:
     """*base* with its DESCRIPTION, VALUES and LINKs (cached like `_field_base`).
 
-    Built field by field: `dataclasses.replace` introspects the class on every call and
-    cost more than the rest of a FIELD's reading (Gaia describes all its columns).
+    Cached because described FIELDs come back with every answer of a service (Gaia
+    describes all its columns), and shared FieldMeta objects find their column
+    metadata by identity.
     """
     return FieldMeta(
         base.name,
@@ -892,10 +894,10 @@ def _check_converter(current: FieldMeta) -> None:
 
 def _field_metas(fields: list[FieldMeta]) -> list[FieldMeta]:
     """The FIELDs named as astropy's ``to_table(use_names_over_ids=True)`` names columns."""
-    names = {current.name for current in fields}
-    if len(names) == len(fields) and "" not in names:
+    distinct = {current.name for current in fields}
+    if len(distinct) == len(fields) and "" not in distinct:
         return fields  # all named, no name twice: the common case
-    names = set()
+    names: set[str] = set()
     metas = []
     for current in fields:
         if not current.name:
